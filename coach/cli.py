@@ -1,0 +1,234 @@
+"""The ``coach`` command: a thin shell over the engine modules.
+
+Every subcommand parses its options, calls the same functions the web app
+calls, and prints. A ``CoachError`` ends the command with its one sentence
+on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from .config import Settings
+from .errors import CoachError
+
+INDEX_DIR = click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path), envvar="COACH_INDEX_DIR",
+                         help="Index folder (default: index/ in the checkout).")
+
+
+class CoachGroup(click.Group):
+    """Turns a CoachError anywhere below into one line on stderr."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CoachError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=CoachGroup)
+@click.version_option(package_name="interview-coach")
+def cli():
+    """深度学习/机器学习面试教练 — interview coach for DL/ML interviews."""
+
+
+@contextmanager
+def progress_bar():
+    """A rich progress display on stderr; yields the engine's progress callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report
+
+
+def knowledge(index_dir: Path | None, progress=None):
+    from .knowledge import KnowledgeBase
+
+    return KnowledgeBase(Settings.from_env(index_dir=index_dir), progress=progress)
+
+
+def print_report(report) -> None:
+    for name, count in report.added.items():
+        click.echo(f"added {name}: {count} chunks")
+    for name in report.unchanged:
+        click.echo(f"unchanged {name}: already indexed")
+    for name, message in report.errors.items():
+        click.secho(f"skipped {name}: {message}", fg="yellow", err=True)
+
+
+# ---- index and documents ---------------------------------------------------
+@cli.group("index")
+def index_group():
+    """Build and inspect the search index."""
+
+
+@index_group.command("build")
+@INDEX_DIR
+@click.option("--docs", "docs", multiple=True, type=click.Path(path_type=Path), help="Documents to index with the bank.")
+def index_build(index_dir, docs):
+    """Build the index from the bank plus DOCS (replaces the current index)."""
+    with progress_bar() as report:
+        kb = knowledge(index_dir, report)
+        result = kb.build(list(docs))
+    print_report(result)
+    counts = kb.data.manifest()["counts"]
+    click.echo(f"index ready: {counts['bank_units']} bank items, {counts['doc_units']} document chunks "
+               f"in {kb.settings.index_dir}")
+    sys.exit(1 if result.errors and not result.added and docs else 0)
+
+
+@cli.command()
+@INDEX_DIR
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def ingest(index_dir, paths):
+    """Add documents (.txt .md .html .pdf .docx) to the index."""
+    with progress_bar() as report:
+        result = knowledge(index_dir, report).ingest(list(paths))
+    print_report(result)
+    sys.exit(1 if result.errors else 0)
+
+
+@cli.command()
+@INDEX_DIR
+def sources(index_dir):
+    """List indexed documents with their chunk counts."""
+    listed = knowledge(index_dir).sources()
+    if not listed:
+        click.echo("no documents indexed yet (the question bank is always indexed); add some with `coach ingest`")
+    for name, info in sorted(listed.items()):
+        click.echo(f"{info['chunks']:5d}  {name}")
+
+
+@cli.command()
+@INDEX_DIR
+@click.argument("source")
+def remove(index_dir, source):
+    """Remove one indexed document by its file name."""
+    removed = knowledge(index_dir).remove_source(source)
+    click.echo(f"removed {source}: {removed} chunks")
+
+
+@cli.command()
+@INDEX_DIR
+@click.argument("query", required=False)
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Number of hits.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+@click.option("--batch", type=click.File("r", encoding="utf-8"), help="One query a line; one JSON array a line out.")
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
+def search(index_dir, query, k, as_json, batch, mode):
+    """Search the bank and your documents."""
+    from .limits import check_query
+
+    if bool(query) == bool(batch):
+        raise CoachError("Give either a QUERY or --batch FILE, not both or neither.")
+    kb = knowledge(index_dir)
+    if batch:
+        for line in batch:
+            hits = kb.search(check_query(line.strip()), k=k, mode=mode) if line.strip() else []
+            click.echo(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
+        return
+    hits = kb.search(check_query(query), k=k, mode=mode)
+    if as_json:
+        click.echo(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1))
+        return
+    for hit in hits:
+        where = f"bank:{hit.item_id}" if hit.item_id else f"{hit.source} #{hit.position}"
+        click.secho(f"{hit.rank}. {hit.title or hit.text[:40]}  [{where}] {hit.score:.4f}", bold=True)
+        click.echo("   " + hit.text[:160].replace("\n", " "))
+
+
+# ---- bank -------------------------------------------------------------------
+@cli.group()
+def bank():
+    """Check and summarise the question bank."""
+
+
+@bank.command("check")
+def bank_check():
+    """Validate the bank and glossary: schema, ids, follow-ups, near-duplicates."""
+    from .bank import Bank
+
+    loaded = Bank.load(Settings.from_env().corpus_dir)
+    problems = loaded.check()
+    for p in problems:
+        click.secho(p, fg="yellow")
+    click.echo(f"{len(loaded.items)} items, {len(loaded.glossary.concepts)} glossary concepts, {len(problems)} problems")
+    sys.exit(1 if problems else 0)
+
+
+@bank.command("stats")
+def bank_stats():
+    """Items per topic and difficulty."""
+    from .bank import Bank
+
+    loaded = Bank.load(Settings.from_env().corpus_dir)
+    click.echo(f"{'topic':<16}{'name':<14}{'d1':>4}{'d2':>4}{'d3':>4}{'all':>5}")
+    for topic, counts in loaded.stats().items():
+        name = loaded.topics[topic].zh
+        click.echo(f"{topic:<16}{name:<14}{counts[1]:>4}{counts[2]:>4}{counts[3]:>4}{sum(counts.values()):>5}")
+    click.echo(f"{'total':<30}{len(loaded.items):>17}")
+
+
+@bank.command("list")
+@click.option("--topic", help="Only this topic id.")
+def bank_list(topic):
+    """Item ids with their questions."""
+    from .bank import Bank
+
+    for item in Bank.load(Settings.from_env().corpus_dir).items.values():
+        if not topic or item.topic == topic:
+            click.echo(f"{item.id:<32} d{item.difficulty}  {item.question}")
+
+
+# ---- evaluation ---------------------------------------------------------------
+@cli.group("eval")
+def eval_group():
+    """Benchmarks: quality and speed, printed as tables."""
+
+
+@eval_group.command("retrieval")
+@INDEX_DIR
+@click.option("--set", "dev_set", type=click.Path(exists=True, path_type=Path), help="A .jsonl file or folder.")
+def eval_retrieval(index_dir, dev_set):
+    """R@1, R@5, MRR@10 and latency for BM25, dense and hybrid on the dev set."""
+    from .evaluate import evaluate_retrieval, format_table
+
+    with progress_bar() as report:
+        kb = knowledge(index_dir, report)
+        rows = evaluate_retrieval(kb, dev_set)
+    click.echo(format_table(rows))
+
+
+@eval_group.command("scale")
+@click.option("--chunks", default=10_000, show_default=True, type=click.IntRange(100, 200_000))
+def eval_scale(chunks):
+    """Build time and search latency with the bank plus CHUNKS synthetic document chunks."""
+    from .evaluate import evaluate_scale, format_table
+
+    with progress_bar() as report:
+        row = evaluate_scale(knowledge(None, report), chunks)
+    click.echo(format_table([row]))
+
+
+def main():
+    cli(prog_name="coach")
+
+
+if __name__ == "__main__":
+    main()

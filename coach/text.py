@@ -1,0 +1,87 @@
+"""Text normalisation, sentence splitting and tokenisation for Chinese and English.
+
+One normal form serves matching everywhere (BM25, glossary, grading):
+NFKC (full-width letters and digits become ASCII), lower case. ``compact``
+also drops spaces, hyphens and underscores so that "Batch Norm", "batch-norm"
+and "batchnorm" compare equal, which copy-pasted web text needs (it often
+loses its spaces: "sparseinteraction").
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from functools import lru_cache
+
+from .config import RESOURCES
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=\.)\s+(?=[A-Z\u4e00-\u9fff])")
+_COMPACT_DROP = re.compile(r"[\s\-_·]+")
+_WORD = re.compile(r"[0-9a-z\u4e00-\u9fff\u3400-\u4dbf]")
+
+
+def normalize(text: str) -> str:
+    """NFKC and lower case: ``normalize("ＢＮ层") == "bn层"``."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def compact(text: str) -> str:
+    """Normal form without spaces or hyphens: ``compact("Batch-Norm 层") == "batchnorm层"``."""
+    return _COMPACT_DROP.sub("", normalize(text))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split at Chinese and English sentence ends and line breaks.
+
+    >>> split_sentences("BN有两个作用。一是加速收敛！Second, it regularizes.")
+    ['BN有两个作用。', '一是加速收敛！', 'Second, it regularizes.']
+    """
+    parts = (p.strip() for p in _SENTENCE_END.split(text or ""))
+    return [p for p in parts if p and _WORD.search(normalize(p))]
+
+
+def meaningful_length(text: str) -> int:
+    """Characters that carry content: CJK characters count one, an English word counts one."""
+    norm = normalize(text)
+    cjk = len(re.findall(r"[\u4e00-\u9fff\u3400-\u4dbf]", norm))
+    words = len(re.findall(r"[a-z0-9]+", norm))
+    return cjk + words
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    lines = (RESOURCES / "stopwords.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def add_words(words) -> None:
+    """Teach the tokeniser domain words (glossary names) so it keeps them whole."""
+    jieba = _jieba()
+    for word in words:
+        if len(word) >= 2:
+            jieba.add_word(normalize(word), freq=2000)
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: jieba search-mode words, without stopwords and punctuation.
+
+    >>> tokenize("BN层为什么要加γ和β?")
+    ['bn', '层', '要加', 'γ', 'β']
+    """
+    stop = stopwords()
+    words = _jieba().lcut_for_search(normalize(text))
+    return [w for w in (w.strip() for w in words) if w and w not in stop and not _is_punct(w)]
+
+
+def _is_punct(word: str) -> bool:
+    return all(unicodedata.category(ch)[0] in "PSZC" and ch not in "γβαλσμ" for ch in word)

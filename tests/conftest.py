@@ -1,0 +1,45 @@
+"""Shared fixtures: every test gets its own state folders; real models, real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coach.config import ROOT, Settings
+from coach.knowledge import KnowledgeBase
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SMALL_CORPUS = FIXTURES / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    """Point every state folder at tmp_path so no test touches a user's data or the checkout's index/."""
+    monkeypatch.setenv("COACH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COACH_INDEX_DIR", str(tmp_path / "index"))
+    for var in ("COACH_CORPUS", "COACH_EMBEDDER", "COACH_RERANKER", "COACH_LLM_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def small_settings(tmp_path) -> Settings:
+    return Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def small_kb(small_settings) -> KnowledgeBase:
+    return KnowledgeBase(small_settings)
+
+
+@pytest.fixture(scope="session")
+def real_index_dir(tmp_path_factory) -> Path:
+    """The real bank indexed once per test session (with the offline default embedder)."""
+    index_dir = tmp_path_factory.mktemp("real-index")
+    KnowledgeBase(Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=index_dir)).data
+    return index_dir
+
+
+@pytest.fixture
+def real_kb(real_index_dir) -> KnowledgeBase:
+    return KnowledgeBase(Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=real_index_dir))
