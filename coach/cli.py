@@ -153,6 +153,122 @@ def search(index_dir, query, k, as_json, batch, mode):
         click.echo("   " + hit.text[:160].replace("\n", " "))
 
 
+# ---- chat -------------------------------------------------------------------
+@cli.command()
+@INDEX_DIR
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer and its sources as JSON.")
+def ask(index_dir, question, as_json):
+    """Ask a question; the answer comes from the knowledge base with its sources.
+
+    Without QUESTION, starts an interactive chat (follow-ups like "那LN呢?" work).
+    """
+    from dataclasses import asdict
+
+    from .chat import ChatEngine
+    from .llm import make_llm
+
+    kb = knowledge(index_dir)
+    engine = ChatEngine(kb, make_llm(kb.settings))
+    if question:
+        answer = engine.answer(question)
+        if as_json:
+            click.echo(json.dumps({"answer": answer.text, "query": answer.query, "grounded": answer.grounded,
+                                   "sources": [asdict(s) for s in answer.sources]}, ensure_ascii=False, indent=1))
+        else:
+            _print_answer(answer)
+        return
+    previous = None
+    while True:
+        try:
+            question = click.prompt("\n问", prompt_suffix="> ").strip()
+        except (EOFError, click.Abort):
+            return
+        try:
+            answer = engine.answer(question, previous)
+        except CoachError as exc:
+            click.secho(str(exc), fg="yellow")
+            continue
+        _print_answer(answer)
+        previous = answer.query
+
+
+def _print_answer(answer) -> None:
+    click.echo(answer.text)
+    for src in answer.sources:
+        click.secho(f"  [{src.n}] {src.label}", fg="cyan")
+
+
+# ---- grading ----------------------------------------------------------------
+@cli.command()
+@INDEX_DIR
+@click.option("--question-id", help="A bank item id (see `coach bank list`).")
+@click.option("--question", help="The question as free text; matched to the bank and your documents.")
+@click.option("--answer", help="The answer to grade.")
+@click.option("--answer-file", type=click.File("r", encoding="utf-8"), help="Read the answer from a file ('-' for stdin).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--batch", type=click.File("r", encoding="utf-8"),
+              help='JSONL: {"question" or "question_id", "answer"} a line; one JSON result a line out.')
+def grade(index_dir, question_id, question, answer, answer_file, as_json, batch):
+    """Grade an answer: score, covered and missed key points, misconceptions, model answer."""
+    from .grade import Grader
+
+    grader = Grader(knowledge(index_dir))
+    if batch:
+        for line in batch:
+            if line.strip():
+                click.echo(json.dumps(_grade_line(grader, line), ensure_ascii=False))
+        return
+    if bool(question_id) == bool(question):
+        raise CoachError("Give exactly one of --question-id or --question.")
+    if (answer is None) == (answer_file is None):
+        raise CoachError("Give exactly one of --answer or --answer-file.")
+    result = grader.grade(answer if answer is not None else answer_file.read(), item_id=question_id, question=question)
+    if as_json:
+        click.echo(json.dumps(grade_json(result), ensure_ascii=False, indent=1))
+    else:
+        print_grade(result)
+
+
+def grade_json(result) -> dict:
+    """The documented JSON shape of a grade."""
+    keys = ("score", "verdict", "item_id", "covered", "missing", "misconceptions", "feedback", "model_answer",
+            "sources", "basis", "question", "flags")
+    full = result.to_json()
+    return {k: full[k] for k in keys}
+
+
+def _grade_line(grader, line: str) -> dict:
+    try:
+        row = json.loads(line)
+        if not isinstance(row, dict) or "answer" not in row:
+            raise CoachError('Each line needs {"question" or "question_id", "answer"}.')
+        return grade_json(grader.grade(str(row["answer"]), item_id=row.get("question_id"), question=row.get("question")))
+    except ValueError:
+        return {"error": "This line is not valid JSON; write one JSON object a line."}
+    except CoachError as exc:
+        return {"error": str(exc)}
+
+
+def print_grade(result) -> None:
+    if result.score is None:
+        click.secho(f"{result.verdict}: {result.feedback[0]}", fg="yellow")
+    else:
+        click.secho(f"{result.score:.1f}/10  {result.verdict}", bold=True)
+    where = f"bank:{result.item_id}" if result.item_id else "retrieved passages"
+    click.echo(f"题目: {result.question}  [{where}]")
+    for p in result.covered:
+        click.secho(f"  ✓ {p.point}", fg="green")
+        click.echo(f"      ↳ {p.evidence}")
+    for p in result.missing:
+        click.secho(f"  ✗ {p.point}  [{p.source}]", fg="red")
+    for m in result.misconceptions:
+        click.secho(f"  ! {m.sentence} → {m.correction}", fg="magenta")
+    for line in result.feedback:
+        click.echo(f"  · {line}")
+    click.echo("参考答案:\n" + result.model_answer)
+
+
 # ---- bank -------------------------------------------------------------------
 @cli.group()
 def bank():

@@ -124,8 +124,11 @@ class Grader:
     # ---- public API ------------------------------------------------------
     def grade(self, answer: str, item_id: str | None = None, question: str | None = None) -> Grade:
         """Grade ``answer`` to a bank item (by id) or to a free-text question."""
+        return self.grade_reference(self.reference(item_id=item_id, question=question), answer)
+
+    def grade_reference(self, ref: "Reference", answer: str) -> Grade:
+        """Grade ``answer`` against an explicit reference (e.g. only the points a follow-up probes)."""
         answer = check_answer(answer)
-        ref = self.reference(item_id=item_id, question=question)
         if is_non_answer(answer):
             return self._empty(ref)
         return self._grade(ref, answer)
