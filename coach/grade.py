@@ -41,7 +41,8 @@ COVERED = 0.5
 KEYWORD_CAP, REPEAT_CAP, MISCONCEPTION_COST = 4.0, 2.0, 2.0
 MISCONCEPTION_SIM = 0.40
 BANK_MATCH_SIM = 0.62  # a free-text question this close to a bank question is that item
-_NEGATION = re.compile(r"不是|并非|并不|不会|不能|不对|错误|误区|误解|\bnot\b|n't|isn't|wrong")
+# Denials of a claim ("γ和β不是超参数"); "不会/不能" are left out because claims use them too ("训练中不会改变").
+_NEGATION = re.compile(r"不是|并非|并不|不对|错误|误区|误解|\bnot\b|n't|\bwrong\b")
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
 
 

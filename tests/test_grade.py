@@ -1,0 +1,107 @@
+"""Grades are stable, explainable and hard to game."""
+
+import pytest
+
+from coach.errors import BankError, InputError
+from coach.grade import Grader
+
+ITEM = "norm-bn-gamma-beta"
+GOOD = ("只做标准化会把每层输出强行变成均值0方差1,限制了网络的表达能力。"
+        "γ和β是可学习的缩放和平移参数,网络通过训练自己决定最合适的分布。"
+        "当γ等于原来的标准差、β等于原来的均值时可以恢复原来的激活,所以加BN至少不会更差。")
+PARTIAL = "因为标准化成均值0方差1之后会限制网络的表达能力,所以要加两个参数调整一下。"
+
+
+@pytest.fixture
+def grader(small_kb):
+    return Grader(small_kb)
+
+
+def test_a_complete_answer_scores_high_and_cites_its_sentences(grader):
+    grade = grader.grade(GOOD, item_id=ITEM)
+    assert grade.score >= 8.5 and grade.verdict == "优秀"
+    assert len(grade.covered) == 3 and not grade.missing
+    assert all(p.evidence and p.evidence in GOOD for p in grade.covered)
+    assert grade.sources[0]["item_id"] == ITEM and "恢复原来的激活" in grade.model_answer
+
+
+def test_a_partial_answer_scores_in_between_and_lists_what_is_missing(grader):
+    grade = grader.grade(PARTIAL, item_id=ITEM)
+    assert 2.0 <= grade.score <= 7.0
+    assert grade.missing and all(p.source == f"bank:{ITEM}" for p in grade.missing)
+    assert any(line.startswith("补充要点") for line in grade.feedback)
+
+
+def test_the_same_input_always_gets_the_same_grade(grader, small_kb):
+    first = grader.grade(PARTIAL, item_id=ITEM).to_json()
+    again = Grader(small_kb).grade(PARTIAL, item_id=ITEM).to_json()
+    assert first == again
+
+
+@pytest.mark.parametrize("answer", ["", "   ", "不知道", "跳过", "I don't know"],
+                         ids=["empty", "blank", "dont-know", "skip", "english-dont-know"])
+def test_an_empty_answer_gets_a_message_not_a_score(grader, answer):
+    grade = grader.grade(answer, item_id=ITEM)
+    assert grade.score is None and grade.verdict == "未作答"
+    assert grade.flags == ["empty"] and grade.model_answer
+
+
+def test_a_keyword_list_scores_at_most_4(grader):
+    grade = grader.grade("γ, β, 可学习, 缩放, 平移, 表达能力, 恢复, 均值0方差1", item_id=ITEM)
+    assert grade.score <= 4.0 and "keyword_only" in grade.flags
+
+
+def test_repeating_the_question_scores_at_most_2(grader):
+    grade = grader.grade("BN层为什么要加γ和β呢", item_id=ITEM)
+    assert grade.score <= 2.0 and "repeat" in grade.flags
+
+
+def test_an_off_topic_answer_scores_low(grader):
+    grade = grader.grade("周末我喜欢去爬山,山上空气很好,回来再做一顿火锅。", item_id=ITEM)
+    assert grade.score <= 1.0 and "off_topic" in grade.flags
+
+
+def test_padding_with_unrelated_text_does_not_raise_the_score(grader):
+    plain = grader.grade(PARTIAL, item_id=ITEM)
+    padded = grader.grade(PARTIAL + "我平时喜欢打篮球和看电影。今天北京的天气很好,适合出门散步。", item_id=ITEM)
+    assert padded.score <= plain.score
+    assert "padded" in padded.flags
+
+
+def test_stating_a_misconception_costs_points(grader):
+    honest = grader.grade(GOOD, item_id=ITEM)
+    wrong = grader.grade(GOOD + "另外,γ和β是人工设定的固定超参数,训练中不会改变。", item_id=ITEM)
+    assert wrong.misconceptions and "可学习参数" in wrong.misconceptions[0].correction
+    assert wrong.score <= honest.score - 1.5
+
+
+def test_denying_a_misconception_is_not_flagged(grader):
+    grade = grader.grade(GOOD + "注意γ和β不是人工设定的固定超参数。", item_id=ITEM)
+    assert not grade.misconceptions
+
+
+def test_an_english_answer_is_graded_like_a_chinese_one(grader):
+    english = ("Normalizing to zero mean and unit variance limits the representation power of the layer. "
+               "Gamma and beta are learnable scale and shift parameters, so the network learns the best distribution. "
+               "With gamma equal to the old std and beta to the old mean it can recover the identity, so BN never hurts.")
+    assert grader.grade(english, item_id=ITEM).score >= 6.5
+
+
+def test_a_free_text_question_is_matched_to_the_bank(grader):
+    grade = grader.grade(GOOD, question="batchnorm里的gamma和beta是干嘛用的")
+    assert grade.item_id == ITEM and grade.basis == "bank"
+
+
+def test_a_question_the_bank_lacks_is_graded_from_retrieved_passages_and_says_so(grader):
+    grade = grader.grade("用户画像主要靠埋点数据和标签体系。", question="推荐系统的用户画像怎么构建")
+    assert grade.basis == "retrieved" and grade.item_id is None
+    assert any("题库中没有" in line for line in grade.feedback)
+
+
+def test_bad_inputs_get_one_sentence(grader):
+    with pytest.raises(BankError, match="coach bank list"):
+        grader.grade("x", item_id="no-such-item")
+    with pytest.raises(InputError, match="under 5000"):
+        grader.grade("很长" * 3000, item_id=ITEM)
+    with pytest.raises(InputError, match="Give a question"):
+        grader.grade("x")
