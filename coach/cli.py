@@ -331,6 +331,22 @@ def eval_retrieval(index_dir, dev_set):
     click.echo(format_table(rows))
 
 
+@eval_group.command("grading")
+@INDEX_DIR
+@click.option("--set", "dev_set", type=click.Path(exists=True, path_type=Path), help="A .jsonl file or folder.")
+@click.option("--by-kind", is_flag=True, help="Also print mean gold and predicted score per answer kind.")
+def eval_grading(index_dir, dev_set, by_kind):
+    """Spearman, MAE, quadratic weighted kappa, on/off-topic AUC and latency of the grader."""
+    from .evaluate import evaluate_grading, format_table, grading_by_kind
+    from .grade import Grader
+
+    with progress_bar() as report:
+        grader = Grader(knowledge(index_dir, report))
+        click.echo(format_table([evaluate_grading(grader, dev_set)]))
+    if by_kind:
+        click.echo(format_table(grading_by_kind(grader, dev_set)))
+
+
 @eval_group.command("scale")
 @click.option("--chunks", default=10_000, show_default=True, type=click.IntRange(100, 200_000))
 def eval_scale(chunks):

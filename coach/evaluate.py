@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from .errors import CoachError
 from .retrieve import MODES
@@ -120,3 +121,48 @@ def evaluate_scale(kb, n_chunks: int = 10_000, dev_set: Path | None = None) -> d
     return {"doc_chunks": counts["doc_units"], "bank_items": counts["bank_units"], "vectors": counts["vectors"],
             "build_s": build_s, "load_s": load_s, "search_p50_ms": percentile(latencies, 0.5),
             "search_p95_ms": percentile(latencies, 0.95)}
+
+
+def evaluate_grading(grader, dev_set: Path | None = None) -> dict:
+    """Agreement of the offline grader with the gold scores of the grading development set."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
+    rows = load_jsonl(dev_set, grader.kb.settings.corpus_dir / "eval" / "grading")
+    grader.grade("warm up", item_id=rows[0]["item_id"])
+    predicted, gold, kinds, latencies, empty_ok, empty_n = [], [], [], [], 0, 0
+    for row in rows:
+        start = time.perf_counter()
+        grade = grader.grade(row["answer"], item_id=row["item_id"])
+        latencies.append((time.perf_counter() - start) * 1000)
+        if row["gold"] is None:
+            empty_n += 1
+            empty_ok += grade.score is None
+            continue
+        predicted.append(grade.score if grade.score is not None else 0.0)
+        gold.append(float(row["gold"]))
+        kinds.append(row.get("kind", ""))
+    p, g = np.array(predicted), np.array(gold)
+    on_topic = np.array([k != "off_topic" for k in kinds])
+    return {
+        "answers": len(rows), "items": len({r["item_id"] for r in rows}),
+        "spearman": float(spearmanr(p, g).statistic), "mae": float(np.mean(np.abs(p - g))),
+        "qwk": float(cohen_kappa_score(np.rint(g).astype(int), np.rint(p).astype(int), weights="quadratic",
+                                       labels=list(range(11)))),
+        "auc_on_vs_off": float(roc_auc_score(on_topic, p)) if on_topic.any() and (~on_topic).any() else float("nan"),
+        "empty_handled": f"{empty_ok}/{empty_n}",
+        "p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95),
+    }
+
+
+def grading_by_kind(grader, dev_set: Path | None = None) -> list[dict]:
+    """Mean gold and predicted score per answer kind: where the grader is off, and which way."""
+    rows = load_jsonl(dev_set, grader.kb.settings.corpus_dir / "eval" / "grading")
+    by: dict[str, list] = {}
+    for row in rows:
+        if row["gold"] is None:
+            continue
+        score = grader.grade(row["answer"], item_id=row["item_id"]).score or 0.0
+        by.setdefault(row.get("kind", ""), []).append((float(row["gold"]), score))
+    return [{"kind": k, "n": len(v), "gold": float(np.mean([a for a, _ in v])), "predicted": float(np.mean([b for _, b in v])),
+             "mae": float(np.mean([abs(a - b) for a, b in v]))} for k, v in sorted(by.items())]
