@@ -358,6 +358,195 @@ def eval_scale(chunks):
     click.echo(format_table([row]))
 
 
+# ---- mock interview -----------------------------------------------------------
+def _open_history(settings=None):
+    from .history import History
+
+    return History.open(settings or Settings.from_env())
+
+
+def _interview_engine(kb):
+    """Load or build the index (with progress) before the first question, then the grader."""
+    from .grade import Grader
+
+    quiet = kb.progress
+    with progress_bar() as report:
+        kb.progress = report
+        kb.data
+    kb.progress = quiet  # the bar is gone once the index is ready
+    return Grader(kb)
+
+
+def _topic_ids(values) -> tuple[str, ...]:
+    return tuple(t.strip() for v in values for t in v.split(",") if t.strip())
+
+
+@cli.command("interview")
+@click.option("--topics", multiple=True, metavar="T", help="Topic ids, repeated or comma-separated (default: all).")
+@click.option("--difficulty", type=click.Choice(["1", "2", "3", "adaptive"]), default="adaptive", show_default=True)
+@click.option("--questions", default=5, show_default=True, type=click.IntRange(1, 50),
+              help="Main questions; follow-ups come on top.")
+@click.option("--time-limit", type=click.IntRange(min=1), help="Seconds per answer; a late answer is graded and marked.")
+@click.option("--seed", type=int, help="Fix the choice of questions (default: derived from the session id).")
+@click.option("--resume", "resume_id", metavar="SESSION", help="Continue an unfinished session (`coach history` lists ids).")
+def interview_command(topics, difficulty, questions, time_limit, seed, resume_id):
+    """模拟面试: questions, grades, one follow-up each, a report. Answers can be piped on stdin, one a line."""
+    from .interview import InterviewConfig, InterviewSession
+
+    kb = knowledge(None)
+    level = difficulty if difficulty == "adaptive" else int(difficulty)
+    config = InterviewConfig(_topic_ids(topics), level, questions, time_limit).checked(kb.bank)  # before indexing
+    grader, history = _interview_engine(kb), _open_history(kb.settings)
+    if resume_id:
+        session = InterviewSession.resume(kb, grader, history, resume_id)
+    else:
+        session = InterviewSession.start(kb, grader, history, config, seed=seed)
+    _run_interview(session, kb.settings)
+
+
+@cli.command("review")
+@click.option("--questions", default=5, show_default=True, type=click.IntRange(1, 50))
+def review_command(questions):
+    """复习: a session of the questions whose spaced-repetition review is due."""
+    from .interview import InterviewConfig, InterviewSession, due_items, interview_text
+
+    kb = knowledge(None)
+    history = _open_history(kb.settings)
+    if not due_items(history, kb.bank):  # checked before loading the index: nothing to grade
+        click.echo(interview_text()["cli"]["nothing_due"])
+        return
+    session = InterviewSession.start(kb, _interview_engine(kb), history,
+                                     InterviewConfig(questions=questions, review_only=True))
+    _run_interview(session, kb.settings)
+
+
+@cli.command("history")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Sessions to list.")
+def history_command(limit):
+    """Past interview sessions and progress per topic."""
+    from .interview import interview_text
+
+    text, statuses = interview_text()["cli"], interview_text()["report"]["statuses"]
+    with _open_history() as store:
+        sessions, progress = store.list_sessions(limit), store.topic_progress()
+    if not sessions:
+        click.echo(text["no_sessions"])
+        return
+    score = lambda value: "-" if value is None else f"{value:.1f}/10"  # noqa: E731
+    click.secho(text["sessions"], bold=True)
+    for s in sessions:
+        click.echo(text["session_line"].format(
+            date=s.started_at.astimezone().strftime("%Y-%m-%d %H:%M"), status=statuses.get(s.status, s.status),
+            questions=s.questions, score=score(s.mean_score), topics=", ".join(s.topics) or "-", id=s.id))
+    click.secho(text["progress"], bold=True)
+    for p in progress:
+        click.echo(text["progress_line"].format(topic=p.topic, answers=p.answers, items=p.items,
+                                                score=score(p.mean_score), recent=score(p.recent_score), due=p.due))
+
+
+def _run_interview(session, settings) -> None:
+    """Ask, read, grade and print until the session ends; end of input finishes it with a report."""
+    import time
+
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from .errors import InputError
+    from .interview import interview_text
+
+    text = interview_text()
+    console = Console(soft_wrap=True, highlight=False)
+    interactive = sys.stdin.isatty()
+    console.print(text["cli"]["session"].format(id=session.id), style="dim", markup=False)
+    try:
+        while not session.finished:
+            _show_question(console, session.current, sum(not t.is_follow_up for t in session.turns) + 1, text)
+            shown = time.monotonic()  # the clock starts when the candidate can read the question
+            answer = _read_answer(console, interactive, text["cli"]["prompt"])
+            if answer is None:
+                session.stop()
+                console.print(("\n" if interactive else "") + text["cli"]["stopped"], style="yellow", markup=False)
+                break
+            try:
+                _show_grade(console, session.answer(answer, elapsed=time.monotonic() - shown), text)
+            except InputError as exc:  # e.g. too long: say so and ask again
+                console.print(f"error: {exc}", style="red", markup=False)
+    except KeyboardInterrupt:  # Ctrl-C pauses (resumable); end of input (Ctrl-D, EOF) finishes
+        console.print("\n" + text["cli"]["paused"].format(id=session.id), style="yellow", markup=False)
+        sys.exit(130)
+    report = session.report()
+    path = report.save(settings.home / "reports")
+    if console.is_terminal:
+        console.print(Markdown(report.to_markdown()), soft_wrap=False)  # wrap, never crop, the report
+    else:
+        click.echo("\n" + report.to_markdown())
+    console.print(text["cli"]["saved"].format(path=path), markup=False)
+
+
+def _read_answer(console, interactive: bool, prompt: str) -> str | None:
+    """A prompted line on a terminal, else the next line of stdin; None at the end of input."""
+    if interactive:
+        try:
+            return console.input(prompt)
+        except EOFError:
+            return None
+    line = sys.stdin.readline()
+    if not line:
+        return None
+    click.echo(f"> {line.strip()}")
+    return line.rstrip("\r\n")
+
+
+def _show_question(console, question, number: int, text: dict) -> None:
+    labels = text["labels"]
+    head = labels["follow_up"] if question.is_follow_up else labels["question"].format(n=number)
+    meta = [question.topic, labels["difficulty"].format(d=question.difficulty)]
+    if question.time_limit:
+        meta.append(labels["time_limit"].format(limit=f"{question.time_limit:g}"))
+    console.print(f"\n{head}  ({' · '.join(meta)})", style="bold cyan", markup=False)
+    console.print(question.text, style="bold", markup=False)
+
+
+def _show_grade(console, result, text: dict) -> None:
+    from .grade import feedback_text
+
+    lines = text["cli"]
+    color = "green" if result.score >= 6.5 else "yellow" if result.score >= 4.5 else "red"
+    console.print(lines["score"].format(score=f"{result.score:.1f}", verdict=result.grade.verdict),
+                  style=f"bold {color}", markup=False)
+    if result.timed_out:
+        console.print(lines["timed_out"].format(elapsed=result.elapsed, limit=result.question.time_limit),
+                      style="yellow", markup=False)
+    if result.skipped:  # nothing to tick off: show what a good answer says
+        console.print(lines["model_answer"] + "\n" + result.grade.model_answer.strip(), markup=False)
+        return
+    for point in result.grade.covered:
+        console.print(lines["covered"].format(point=point.point), style="green", markup=False)
+    for point in result.grade.missing:
+        console.print(lines["missed"].format(point=point.point), style="red", markup=False)
+    for found in result.grade.misconceptions:
+        console.print("  ! " + feedback_text()["misconception"].format(correction=found.correction),
+                      style="magenta", markup=False)
+
+
+# ---- web app ------------------------------------------------------------------
+@cli.command()
+@INDEX_DIR
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 exposes the app to your network (set --auth then).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--auth", envvar="COACH_AUTH", metavar="USER:PASS", help="Require this login (or set COACH_AUTH).")
+@click.option("--share", is_flag=True, help="Also open a public gradio.live link (off by default).")
+def serve(index_dir, host, port, auth, share):
+    """Open the browser app: chat, mock interview, grading, knowledge base, progress."""
+    from .webapp import serve as serve_app
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not auth:
+        click.secho(f"warning: listening on {host} without --auth; anyone who can reach it can use the app.",
+                    fg="yellow", err=True)
+    serve_app(host=host, port=port, auth=auth or "", share=share, settings=Settings.from_env(index_dir=index_dir))
+
+
 def main():
     cli(prog_name="coach")
 

@@ -50,6 +50,7 @@ class Unit:
     title: str
     text: str
     qtexts: list[str] = field(default_factory=list)  # phrasings of the question, each embedded
+    ptexts: list[str] = field(default_factory=list)  # short statements of the body (key points), each embedded
     item_id: str = ""
     topic: str = ""
     position: int = 0
@@ -77,9 +78,11 @@ class IndexData:
 
     def search_index(self):
         """The faiss index over ``vectors`` (row i is vector i)."""
-        if self.faiss_index is None:
-            import faiss
+        import faiss
 
+        # One query at a time: OpenMP threads only add contention on a 2-core machine.
+        faiss.omp_set_num_threads(1)
+        if self.faiss_index is None:
             self.faiss_index = faiss.IndexFlatIP(self.dim)
             if len(self.vectors):
                 self.faiss_index.add(self.vectors)
@@ -169,13 +172,14 @@ def _write_sqlite(data: IndexData, path: Path) -> None:
     try:
         con.executescript(
             "CREATE TABLE units (id INTEGER PRIMARY KEY, kind TEXT, source TEXT, title TEXT, text TEXT,"
-            " qtexts TEXT, item_id TEXT, topic TEXT, position INTEGER, source_hash TEXT);"
+            " qtexts TEXT, ptexts TEXT, item_id TEXT, topic TEXT, position INTEGER, source_hash TEXT);"
             "CREATE TABLE vectors (row INTEGER PRIMARY KEY, unit INTEGER, field INTEGER);"
         )
         con.executemany(
-            "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(i, u.kind, u.source, u.title, u.text, json.dumps(u.qtexts, ensure_ascii=False), u.item_id,
-              u.topic, u.position, u.source_hash) for i, u in enumerate(data.units)],
+            "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [(i, u.kind, u.source, u.title, u.text, json.dumps(u.qtexts, ensure_ascii=False),
+              json.dumps(u.ptexts, ensure_ascii=False), u.item_id, u.topic, u.position, u.source_hash)
+             for i, u in enumerate(data.units)],
         )
         con.executemany("INSERT INTO vectors VALUES (?,?,?)",
                         [(i, int(u), int(f)) for i, (u, f) in enumerate(zip(data.vec_unit, data.vec_field))])
@@ -237,14 +241,12 @@ def load(index_dir: Path) -> IndexData:
     manifest, folder = read_manifest(index_dir)
     index = faiss.read_index(str(folder / "vectors.faiss"))
     vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, manifest["dim"]), np.float32)
-    con = sqlite3.connect(f"file:{folder / 'units.sqlite'}?mode=ro", uri=True)
     try:
-        rows = con.execute("SELECT kind, source, title, text, qtexts, item_id, topic, position, source_hash"
-                           " FROM units ORDER BY id").fetchall()
-        vec = con.execute("SELECT unit, field FROM vectors ORDER BY row").fetchall()
-    finally:
-        con.close()
-    units = [Unit(k, s, t, x, json.loads(q), i, tp, p, h) for k, s, t, x, q, i, tp, p, h in rows]
+        rows, vec = _read_units(folder / "units.sqlite")
+    except (sqlite3.Error, ValueError):
+        raise IndexStoreError(f"The index in {index_dir} is damaged (units unreadable); "
+                              "run `coach index build` to rebuild it.") from None
+    units = [Unit(k, s, t, x, json.loads(q), json.loads(pt), i, tp, p, h) for k, s, t, x, q, pt, i, tp, p, h in rows]
     if len(vec) != len(vectors) or len(units) != manifest["counts"]["units"]:
         raise IndexStoreError(f"The index in {index_dir} is inconsistent; run `coach index build` to rebuild it.")
     return IndexData(
@@ -253,3 +255,14 @@ def load(index_dir: Path) -> IndexData:
         embedder=manifest["embedder"], dim=manifest["dim"],
         bank_digest=manifest["bank_digest"], glossary_digest=manifest["glossary_digest"], faiss_index=index,
     )
+
+
+def _read_units(path: Path) -> tuple[list, list]:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT kind, source, title, text, qtexts, ptexts, item_id, topic, position, source_hash"
+                           " FROM units ORDER BY id").fetchall()
+        vec = con.execute("SELECT unit, field FROM vectors ORDER BY row").fetchall()
+    finally:
+        con.close()
+    return rows, vec

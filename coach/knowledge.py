@@ -49,7 +49,8 @@ class IngestReport:
 def bank_unit(item: BankItem) -> Unit:
     points = "\n".join(f"- {kp.point}" for kp in item.key_points)
     return Unit(kind="bank", source="bank", title=item.question, text=f"{item.answer}\n要点:\n{points}",
-                qtexts=[*item.all_questions, " ".join(item.tags)], item_id=item.id, topic=item.topic)
+                qtexts=[*item.all_questions, " ".join(item.tags)], ptexts=[kp.point for kp in item.key_points],
+                item_id=item.id, topic=item.topic)
 
 
 class KnowledgeBase:
@@ -180,12 +181,11 @@ class KnowledgeBase:
 
     def _extend(self, data: IndexData, units: list[Unit]) -> IndexData:
         """``data`` plus ``units``, embedding only the new units (identical texts once)."""
-        gloss = self.bank.glossary
         texts, owners, fields = [], [], []
         for offset, unit in enumerate(units, len(data.units)):
             for q in dict.fromkeys(unit.qtexts):
-                texts.append(gloss.expand(q)); owners.append(offset); fields.append(0)
-            texts.append(gloss.expand(unit.text)); owners.append(offset); fields.append(1)
+                texts.append(q); owners.append(offset); fields.append(0)
+            texts.append(unit.text); owners.append(offset); fields.append(1)
         unique = list(dict.fromkeys(texts))
         report = lambda done, total: self.progress("embedding", done, total)  # noqa: E731
         vectors = self.embedder.embed_passages(unique, progress=report) if unique else np.zeros((0, data.dim), np.float32)

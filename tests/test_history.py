@@ -1,0 +1,159 @@
+"""The history file: migrated, concurrent-safe, atomic per answer, and the memory behind spaced review."""
+
+import sqlite3
+import threading
+from datetime import timedelta
+
+import pytest
+from fsrs import Rating
+
+from coach.errors import CoachError
+from coach.history import MIGRATIONS, GradedAnswer, History, NewTurn, rating_for, utcnow
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "history.sqlite3"
+
+
+def turn(item_id="norm-bn-purpose", topic="normalization", kind="question"):
+    return NewTurn(kind, item_id, topic, 1, f"question about {item_id}")
+
+
+def graded(score=5.0, review=True):
+    return GradedAnswer("an answer", score, "及格", {"score": score, "missing": []}, 3.0, False, review)
+
+
+# ---- opening and migrating --------------------------------------------------------
+def test_a_new_file_gets_every_migration_in_order_and_reopening_applies_none_again(db_path):
+    History(db_path).close()
+    with History(db_path) as history:
+        assert history.applied_migrations() == [m.__name__ for m in MIGRATIONS] == ["m001_create_tables",
+                                                                                    "m002_create_indexes"]
+        count = history.db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
+    assert count == len(MIGRATIONS)
+
+
+def test_the_connection_uses_wal_a_busy_timeout_and_foreign_keys(db_path):
+    with History(db_path) as history:
+        assert history.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert history.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+        assert history.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        with pytest.raises(sqlite3.IntegrityError):  # a turn cannot point at a session that does not exist
+            history.ask("no-such-session", turn(), utcnow())
+
+
+def test_a_file_that_is_not_a_database_is_reported_in_one_sentence(db_path):
+    db_path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CoachError, match="not a readable history database"):
+        History(db_path)
+
+
+# ---- answers are atomic -----------------------------------------------------------------
+def test_an_answer_its_card_and_the_next_question_are_committed_together(db_path):
+    with History(db_path) as history:
+        history.create_session("s1", {"questions": 2}, {"due": [], "new": [], "other": []}, turn(), utcnow())
+        next_seq = history.record_answer("s1", 1, graded(5.0), turn("norm-bn-vs-ln"), utcnow())
+        assert next_seq == 2
+    with History(db_path) as reopened:  # a fresh connection sees everything
+        turns = reopened.turns("s1")
+        assert [(t.seq, t.answered, t.score) for t in turns] == [(1, True, 5.0), (2, False, None)]
+        assert reopened.cards()["norm-bn-purpose"].last_score == 5.0
+
+
+def test_a_failure_while_storing_an_answer_leaves_the_file_as_it_was(db_path):
+    with History(db_path) as history:
+        history.create_session("s1", {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
+        broken = NewTurn("not-a-kind", "x", "normalization", 1, "?")  # violates the CHECK constraint
+        with pytest.raises(sqlite3.IntegrityError):
+            history.record_answer("s1", 1, graded(), broken, utcnow())
+        assert not history.turns("s1")[0].answered
+        assert history.cards() == {}
+
+
+def test_the_same_question_cannot_be_answered_twice(db_path):
+    with History(db_path) as history:
+        history.create_session("s1", {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
+        history.record_answer("s1", 1, graded(), None, utcnow())
+        with pytest.raises(CoachError, match="already answered"):
+            history.record_answer("s1", 1, graded(), None, utcnow())
+        assert history.session("s1").status == "finished"
+
+
+# ---- two writers at once -------------------------------------------------------------------
+def test_two_connections_writing_at_once_keep_every_row(db_path):
+    History(db_path).close()
+    rounds, barrier, errors = 40, threading.Barrier(2), []
+
+    def writer(name: str) -> None:
+        try:
+            with History(db_path) as history:
+                barrier.wait()
+                history.create_session(name, {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
+                for seq in range(1, rounds + 1):
+                    last = seq == rounds
+                    history.record_answer(name, seq, graded(seq % 10), None if last else turn(f"item-{seq}"), utcnow())
+        except Exception as exc:  # noqa: BLE001 - reported to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with History(db_path) as history:
+        assert history.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        for name in ("a", "b"):
+            turns = history.turns(name)
+            assert [t.seq for t in turns] == list(range(1, rounds + 1)) and all(t.answered for t in turns)
+            assert history.session(name).status == "finished"
+
+
+# ---- spaced repetition -----------------------------------------------------------------------
+@pytest.mark.parametrize("score, rating", [
+    (None, Rating.Again), (0.0, Rating.Again), (4.4, Rating.Again), (4.5, Rating.Hard), (6.4, Rating.Hard),
+    (6.5, Rating.Good), (8.4, Rating.Good), (8.5, Rating.Easy), (10.0, Rating.Easy),
+], ids=["skip", "zero", "just-below-hard", "hard", "just-below-good", "good", "just-below-easy", "easy", "perfect"])
+def test_a_score_maps_to_an_fsrs_rating(score, rating):
+    assert rating_for(score) == rating
+
+
+def test_a_missed_question_is_due_soon_and_a_strong_one_much_later(db_path):
+    now = utcnow()
+    with History(db_path) as history:
+        missed = history.review("norm-bn-purpose", "normalization", 0.0, now=now)
+        strong = history.review("act-why-nonlinear", "activation", 9.5, now=now)
+        assert missed.due - now <= timedelta(minutes=10)
+        assert strong.due - now >= timedelta(days=3)
+        assert history.due_cards(now) == []
+        assert [c.item_id for c in history.due_cards(now + timedelta(days=1))] == ["norm-bn-purpose"]
+        assert len(history.due_cards(now + timedelta(days=60))) == 2
+
+
+def test_the_same_reviews_give_the_same_due_dates(tmp_path):
+    now = utcnow()
+    dues = []
+    for name in ("one", "two"):
+        with History(tmp_path / f"{name}.sqlite3") as history:
+            for days, score in enumerate([3.0, 7.0, 9.0]):
+                card = history.review("norm-bn-purpose", "normalization", score, now=now + timedelta(days=days))
+            dues.append(card.due)
+    assert dues[0] == dues[1]
+
+
+# ---- summaries ---------------------------------------------------------------------------------
+def test_sessions_and_topic_progress_are_summarised(db_path):
+    now = utcnow()
+    with History(db_path) as history:
+        history.create_session("s1", {}, {"due": [], "new": [], "other": []}, turn(), now)
+        history.record_answer("s1", 1, graded(4.0), turn("norm-bn-vs-ln", kind="follow_up"), now)
+        history.record_answer("s1", 2, graded(8.0), turn("act-why-nonlinear", "activation"), now)
+        history.record_answer("s1", 3, graded(9.0), None, now)
+        [summary] = history.list_sessions()
+        progress = {p.topic: p for p in history.topic_progress(now + timedelta(days=1))}
+    assert (summary.id, summary.status, summary.questions, summary.answers) == ("s1", "finished", 2, 3)
+    assert summary.mean_score == 7.0 and summary.topics == ["activation", "normalization"]
+    assert (progress["normalization"].answers, progress["normalization"].items) == (2, 2)
+    assert progress["normalization"].mean_score == 6.0 and progress["activation"].mean_score == 9.0
+    assert progress["normalization"].due == 2 and progress["activation"].due == 0

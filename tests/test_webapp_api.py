@@ -1,0 +1,196 @@
+"""The web app's named API, driven over HTTP with gradio_client against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from coach.config import Settings
+from coach.errors import InputError
+from coach.limits import MAX_UPLOAD_MB
+from coach.webapp import Coach, SessionStore, highlighted_answer, message_for, parse_auth, serve
+
+from tests.conftest import SMALL_CORPUS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def coach(tmp_path_factory) -> Coach:
+    """One set of models and one index for the module (the small corpus), as `coach serve` loads them."""
+    root = tmp_path_factory.mktemp("webapp-api")
+    return Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
+                 log=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def server(coach):
+    app, url = serve(port=free_port(), coach=coach, prevent_thread_lock=True, quiet=True)
+    yield app, url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server[1], verbose=False)
+
+
+# ---- /ask ------------------------------------------------------------------------------------
+def test_ask_returns_a_markdown_answer_with_its_sources(client):
+    text, info = client.predict("BN层为什么要加γ和β?", api_name="/ask")
+    assert "恢复原来的激活" in text and "[1]" in text
+    assert info["grounded"] is True
+    assert info["sources"][0]["item_id"] == "norm-bn-gamma-beta"
+    assert info["sources"][0]["label"] == "题库 · norm-bn-gamma-beta"
+
+
+def test_ask_reads_a_follow_up_in_the_light_of_the_previous_question(client):
+    _, info = client.predict("那LN呢?", "BN和LN有什么区别?", api_name="/ask")
+    assert info["sources"][0]["item_id"] == "norm-bn-vs-ln"
+
+
+def test_ask_of_nonsense_says_nothing_was_found(client):
+    text, info = client.predict("红烧肉怎么做才好吃", api_name="/ask")
+    assert "没有找到" in text
+    assert info == {**info, "grounded": False, "sources": []}
+
+
+@pytest.mark.parametrize("question, message", [("问" * 501, "501 个字符，请控制在 500 个字符以内"),
+                                               ("   ", "问题是空的")], ids=["too-long", "empty"])
+def test_a_bad_question_gets_one_sentence_not_a_traceback(client, question, message):
+    with pytest.raises(AppError, match=message) as caught:
+        client.predict(question, api_name="/ask")
+    assert "Traceback" not in str(caught.value) and str(caught.value).count("。") == 1
+
+
+# ---- /grade ------------------------------------------------------------------------------------
+def test_grade_returns_a_score_with_covered_and_missed_points(client):
+    grade = client.predict(question_id="norm-bn-purpose", answer="BN用小批量的均值和方差把激活标准化,可以用更大的学习率,收敛更快。",
+                           api_name="/grade")
+    assert 4 <= grade["score"] <= 10 and grade["verdict"]
+    assert grade["covered"] and grade["missing"]
+    assert grade["item_id"] == "norm-bn-purpose"
+
+
+def test_grade_matches_a_free_text_question_to_the_bank(client):
+    grade = client.predict(question="BN层的作用是什么?", answer="BN用均值和方差做标准化。", api_name="/grade")
+    assert grade["item_id"] == "norm-bn-purpose" and grade["score"] is not None
+
+
+def test_an_empty_answer_gets_the_no_answer_message(client):
+    grade = client.predict(question_id="norm-bn-purpose", answer="", api_name="/grade")
+    assert grade["score"] is None and grade["verdict"] == "未作答"
+    assert "没有检测到作答内容" in grade["feedback"][0]
+
+
+def test_grade_without_a_question_says_what_to_do(client):
+    with pytest.raises(AppError, match="请先选择一道题库题目"):
+        client.predict(answer="BN用均值和方差做标准化。", api_name="/grade")
+
+
+# ---- interviews ------------------------------------------------------------------------------------
+def run_interview(client, answers: list[str]) -> tuple[str, list[dict]]:
+    token, question = client.predict(topics=["normalization"], difficulty="adaptive", questions=2,
+                                     api_name="/interview_start")
+    asked = [question]
+    for answer in answers:
+        result, question = client.predict(token, answer, api_name="/interview_answer")
+        assert result["verdict"]
+        if question is None:
+            break
+        asked.append(question)
+    return token, asked
+
+
+def test_an_interview_runs_from_start_to_report(client):
+    token, first = client.predict(topics=["normalization"], questions=2, api_name="/interview_start")
+    assert len(token) >= 32 and first["topic"] == "normalization" and first["text"]
+    result, second = client.predict(token, "BN用小批量均值和方差标准化激活,让训练更稳定。", api_name="/interview_answer")
+    assert result["score"] is not None and "covered" in result["grade"]
+    result, _ = client.predict(token, "不知道", api_name="/interview_answer")
+    assert result["verdict"] == "未作答"
+    markdown, report = client.predict(token, api_name="/interview_report")
+    assert markdown.startswith("# 模拟面试报告")
+    assert report["answers"] == 2 and "normalization" in report["topics"]
+
+
+def test_two_clients_interviews_do_not_mix(server):
+    alice, bob = Client(server[1], verbose=False), Client(server[1], verbose=False)
+    token_a, _ = run_interview(alice, ["BN用均值和方差标准化激活,可以用更大的学习率。"])
+    token_b, _ = run_interview(bob, ["不知道", "不知道"])
+    assert token_a != token_b
+    _, report_a = alice.predict(token_a, api_name="/interview_report")
+    _, report_b = bob.predict(token_b, api_name="/interview_report")
+    assert [t["answer"] for t in report_a["turns"]] == ["BN用均值和方差标准化激活,可以用更大的学习率。"]
+    assert {t["answer"] for t in report_b["turns"]} == {"不知道"}
+    assert report_a["session_id"] != report_b["session_id"]
+
+
+def test_an_unknown_token_is_refused_with_one_sentence(client):
+    with pytest.raises(AppError, match="这场面试已经结束或不存在"):
+        client.predict("not-a-token", "答案", api_name="/interview_answer")
+
+
+def test_api_sessions_are_bounded_and_the_oldest_is_forgotten():
+    store = SessionStore(capacity=2)
+    tokens = [store.add(f"session-{n}") for n in range(3)]
+    assert tokens[0] not in store and len(store) == 2
+    assert store.get(tokens[2]) == "session-2"
+    with pytest.raises(InputError):
+        store.get(tokens[0])
+
+
+# ---- safe defaults ------------------------------------------------------------------------------------
+def test_the_app_binds_to_localhost_with_an_upload_limit_and_a_bounded_queue(server):
+    app, url = server
+    assert url.startswith("http://127.0.0.1:")
+    assert app.max_file_size == MAX_UPLOAD_MB * 1024 * 1024
+    assert app._queue.max_size == 64 and app._queue.default_concurrency_limit == 4
+    assert not app.share
+
+
+def test_a_password_keeps_out_clients_without_it(coach):
+    app, url = serve(port=free_port(), auth="coach:s3cret", coach=coach, prevent_thread_lock=True, quiet=True)
+    try:
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        text, _ = Client(url, auth=("coach", "s3cret"), verbose=False).predict("BN的作用", api_name="/ask")
+        assert "BN" in text
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("value, expected", [("", None), ("me:pw", ("me", "pw")), ("me:p:w", ("me", "p:w"))],
+                         ids=["none", "user-pass", "colon-in-password"])
+def test_auth_settings_are_parsed(value, expected):
+    assert parse_auth(value) == expected
+
+
+@pytest.mark.parametrize("value", ["justuser", ":pw", "me:"], ids=["no-colon", "no-user", "no-password"])
+def test_a_malformed_auth_setting_is_one_sentence(value):
+    with pytest.raises(InputError, match="user:password"):
+        parse_auth(value)
+
+
+def test_engine_messages_are_shown_in_chinese_and_unknown_ones_as_they_are():
+    assert message_for(InputError("The answer has 6000 characters; keep it under 5000.")) == \
+        "回答有 6000 个字符，请控制在 5000 个字符以内。"
+    assert message_for(InputError("notes.pdf is password-protected; save an unprotected copy.")).startswith("notes.pdf 设置了密码")
+    assert message_for(InputError("Something new happened.")) == "Something new happened."
+
+
+def test_covered_and_wrong_sentences_are_marked_in_the_answer(coach):
+    answer = "BN用均值和方差把激活标准化。今天天气不错。推理时也用当前批次的均值和方差。"
+    grade = coach.grader.grade(answer, item_id="norm-bn-purpose")
+    pieces = highlighted_answer(answer, grade)
+    assert "".join(text for text, _ in pieces) == answer
+    labels = dict(pieces)
+    assert labels["BN用均值和方差把激活标准化。"] == "命中要点"
+    assert labels["推理时也用当前批次的均值和方差。"] == "误区"

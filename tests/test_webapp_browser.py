@@ -1,0 +1,203 @@
+"""The web app in a real browser: headless Debian Chromium driven by Playwright against a real server."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from coach.config import Settings
+from coach.webapp import Coach, serve
+from tests.conftest import SMALL_CORPUS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+WAIT_MS = 20_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("webapp-browser")
+    coach = Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
+                  log=lambda line: None)
+    app, local_url = serve(port=free_port(), coach=coach, prevent_thread_lock=True, quiet=True)
+    yield local_url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing; install Debian's browser with `apt-get install chromium` "
+                    "(scripts/test.sh does this) and run the tests again.")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, url) -> Page:
+    """A fresh browser context per test: its own cookies, its own Gradio session."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#chat-input textarea")
+    yield page
+    context.close()
+
+
+def ask(page: Page, question: str) -> None:
+    """Type a question in the chat and wait until its answer (and its sources block, if any) is complete."""
+    before = page.locator("#chat-bot .message-row, #chat-bot [data-testid='user']").count()
+    page.locator("#chat-input textarea").fill(question)
+    page.locator("#chat-input textarea").press("Enter")
+    expect(page.locator("#chat-bot")).to_contain_text(question, timeout=WAIT_MS)
+    expect(page.locator("#chat-input textarea")).to_have_value("", timeout=WAIT_MS)
+    page.wait_for_function("n => document.querySelectorAll('#chat-bot .message-row, #chat-bot "
+                           "[data-testid=\"user\"]').length > n", arg=before, timeout=WAIT_MS)
+    expect(page.locator("#chat-bot .generating")).to_have_count(0, timeout=WAIT_MS)
+
+
+def open_tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def upload(page: Page, *files: Path) -> None:
+    open_tab(page, "📚 知识库")
+    page.locator("#kb-files input[type=file]").set_input_files([str(f) for f in files])
+    for f in files:
+        expect(page.locator("#kb-files")).to_contain_text(f.stem, timeout=WAIT_MS)
+    page.locator("#kb-add").click()
+    for f in files:
+        expect(page.locator("#kb-result")).to_contain_text(f.name, timeout=WAIT_MS)
+
+
+# ---- 问答 -----------------------------------------------------------------------------------------
+def test_a_question_gets_a_streamed_answer_with_expandable_sources(page):
+    ask(page, "BN层为什么要加γ和β?")
+    bot = page.locator("#chat-bot")
+    expect(bot).to_contain_text("恢复原来的激活")
+    page.get_by_text("出处（").last.click()
+    expect(bot).to_contain_text("题库 · norm-bn-gamma-beta")
+    ask(page, "那LN呢?")
+    expect(bot).to_contain_text("按上下文理解为:LN层为什么要加γ和β?")
+
+
+def test_a_follow_up_in_one_browser_never_uses_another_browsers_question(browser, url, page):
+    ask(page, "BN层为什么要加γ和β?")
+    other = browser.new_context(locale="zh-CN").new_page()
+    try:
+        other.goto(url)
+        other.wait_for_selector("#chat-input textarea")
+        ask(other, "那LN呢?")
+        expect(other.locator("#chat-bot")).not_to_contain_text("按上下文理解为")
+    finally:
+        other.context.close()
+
+
+def test_a_question_about_nothing_in_the_knowledge_base_is_not_answered(page):
+    ask(page, "红烧肉怎么做才好吃")
+    expect(page.locator("#chat-bot")).to_contain_text("没有找到")
+
+
+# ---- 模拟面试 ----------------------------------------------------------------------------------------
+def test_a_two_question_mock_interview_runs_to_its_report(page):
+    open_tab(page, "🎤 模拟面试")
+    count = page.locator("#iv-count input[type=number]")
+    count.fill("2")
+    count.press("Tab")
+    page.locator("#iv-start").click()
+    expect(page.locator("#iv-question")).to_contain_text("第 1 / 2 题", timeout=WAIT_MS)
+    for _ in range(6):  # two questions, each possibly followed up once
+        if page.locator("#iv-report-box").is_visible():
+            break
+        asked = page.locator("#iv-question").inner_text()
+        page.locator("#iv-answer textarea").fill("BN用小批量的均值和方差标准化激活,训练更稳定,可以用更大的学习率。")
+        page.locator("#iv-submit").click()
+        expect(page.locator("#iv-grade")).to_contain_text(" / 10", timeout=WAIT_MS)
+        page.wait_for_function("q => !document.querySelector('#iv-question').innerText.includes(q)",
+                               arg=asked.splitlines()[-1], timeout=WAIT_MS)
+    expect(page.locator("#iv-report")).to_contain_text("模拟面试报告", timeout=WAIT_MS)
+    expect(page.locator("#iv-report")).to_contain_text("各主题得分")
+    expect(page.locator("#iv-download")).to_be_visible()
+    with page.expect_download() as download:
+        page.locator("#iv-download").click()
+    assert Path(download.value.path()).read_text(encoding="utf-8").startswith("# 模拟面试报告")
+
+
+# ---- 答案评分 ----------------------------------------------------------------------------------------
+def test_grading_an_answer_shows_the_score_and_the_marked_sentences(page):
+    open_tab(page, "📝 答案评分")
+    page.locator("#grade-pick input").click()
+    page.keyboard.type("BN层的作用")
+    page.get_by_role("option", name="BN层的作用是什么?").first.click()
+    page.locator("#grade-answer textarea").fill("BN用小批量的均值和方差把激活标准化。这样可以用更大的学习率,收敛更快。")
+    page.locator("#grade-submit").click()
+    expect(page.locator("#grade-score")).to_contain_text(" / 10", timeout=WAIT_MS)
+    expect(page.locator("#grade-score")).to_contain_text("题库 · norm-bn-purpose")
+    expect(page.locator("#grade-highlight")).to_contain_text("命中要点")
+    expect(page.locator("#grade-details")).to_contain_text("遗漏的要点")
+
+
+def test_an_empty_answer_is_told_so(page):
+    open_tab(page, "📝 答案评分")
+    page.locator("#grade-custom textarea").fill("BN层的作用是什么?")
+    page.locator("#grade-submit").click()
+    expect(page.locator("#grade-score")).to_contain_text("未作答", timeout=WAIT_MS)
+    expect(page.locator("#grade-details")).to_contain_text("没有检测到作答内容")
+
+
+# ---- 知识库 ------------------------------------------------------------------------------------------
+def test_an_uploaded_document_is_listed_and_found_by_the_chat(page, tmp_path):
+    notes = tmp_path / "wisteria-notes.md"
+    notes.write_text("# 面试笔记\n\n## 什么是紫藤注意力机制?\n\n紫藤注意力把查询分成藤蔓状的分组,"
+                     "每组只关注相邻的三个分组,因此计算量随序列长度线性增长。\n", encoding="utf-8")
+    upload(page, notes)
+    expect(page.locator("#kb-result")).to_contain_text("已添加")
+    expect(page.locator("#kb-sources")).to_contain_text("wisteria-notes.md")
+    open_tab(page, "💬 问答")
+    ask(page, "紫藤注意力机制是什么?")
+    expect(page.locator("#chat-bot")).to_contain_text("藤蔓状的分组")
+
+
+def test_a_wrong_file_type_gets_one_sentence(page, tmp_path):
+    bad = tmp_path / "weights.bin"
+    bad.write_bytes(b"\x00\x01")
+    open_tab(page, "📚 知识库")
+    page.locator("#kb-files input[type=file]").set_input_files(str(bad))
+    # the browser's own type filter or the server's check: either way the user reads why
+    expect(page.locator("body")).to_contain_text(".txt", timeout=WAIT_MS)
+    expect(page.locator("#kb-sources")).not_to_contain_text("weights.bin")
+
+
+def test_script_in_an_uploaded_document_never_runs(page, tmp_path):
+    payload = ('<script>window.__pwned=1</script>\n<img src=x onerror="window.__pwned=1">\n'
+               '<a href="javascript:window.__pwned=1">点我</a>\n')
+    text = tmp_path / "malicious-notes.txt"
+    text.write_text("什么是蓝鲸优化器?\n\n蓝鲸优化器在每一步把学习率乘以鲸歌系数。\n" + payload, encoding="utf-8")
+    markdown = tmp_path / "malicious-notes.md"
+    markdown.write_text("## 蓝鲸优化器的鲸歌系数怎么设?\n\n鲸歌系数通常取0.9。\n\n" + payload, encoding="utf-8")
+    upload(page, text, markdown)
+    open_tab(page, "💬 问答")
+    ask(page, "蓝鲸优化器是什么?")
+    ask(page, "蓝鲸优化器的鲸歌系数怎么设?")
+    expect(page.locator("#chat-bot")).to_contain_text("鲸歌系数")
+    for block in page.get_by_text("出处（").all():
+        block.click()
+    page.locator("#chat-bot a", has_text="点我").first.click() if page.locator("#chat-bot a", has_text="点我").count() else None
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#chat-bot script").count() == 0
+    assert page.locator("#chat-bot img[onerror]").count() == 0
