@@ -234,13 +234,20 @@ def _bigrams(text: str) -> set[str]:
     return {s[i:i + 2] for i in range(len(s) - 1)}
 
 
-def _near_duplicates(items: list[BankItem], threshold: float = 0.8) -> list[str]:
-    """Pairs whose Chinese questions share most of their character bigrams."""
+def _near_duplicates(items: list[BankItem]) -> list[str]:
+    """Pairs whose Chinese questions share most of their character bigrams.
+
+    Jaccard catches long rewordings; the overlap coefficient catches a short
+    question repeated inside another ("BN的作用?" / "BN的作用是什么呢?").
+    """
     grams = [(_bigrams(i.question), i) for i in items]
     out = []
     for a in range(len(grams)):
         for b in range(a + 1, len(grams)):
             ga, gb = grams[a][0], grams[b][0]
-            if ga and gb and len(ga & gb) / len(ga | gb) >= threshold:
+            if not ga or not gb:
+                continue
+            shared = len(ga & gb)
+            if shared / len(ga | gb) >= 0.7 or shared / min(len(ga), len(gb)) >= 0.9:
                 out.append(f"{grams[a][1].id} and {grams[b][1].id} ask nearly the same question")
     return out

@@ -386,9 +386,11 @@ def _topic_ids(values) -> tuple[str, ...]:
 @click.option("--difficulty", type=click.Choice(["1", "2", "3", "adaptive"]), default="adaptive", show_default=True)
 @click.option("--questions", default=5, show_default=True, type=click.IntRange(1, 50),
               help="Main questions; follow-ups come on top.")
-@click.option("--time-limit", type=click.IntRange(min=1), help="Seconds per answer; a late answer is graded and marked.")
+@click.option("--time-limit", type=click.IntRange(min=1),
+              help="Seconds per answer; a late answer is graded and marked.")
 @click.option("--seed", type=int, help="Fix the choice of questions (default: derived from the session id).")
-@click.option("--resume", "resume_id", metavar="SESSION", help="Continue an unfinished session (`coach history` lists ids).")
+@click.option("--resume", "resume_id", metavar="SESSION",
+              help="Continue an unfinished session (`coach history` lists ids).")
 def interview_command(topics, difficulty, questions, time_limit, seed, resume_id):
     """模拟面试: questions, grades, one follow-up each, a report. Answers can be piped on stdin, one a line."""
     from .interview import InterviewConfig, InterviewSession

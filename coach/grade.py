@@ -258,7 +258,8 @@ class Grader:
         return self.kb.embedder.embed_queries(list(texts))
 
     def _points(self, ref: Reference) -> np.ndarray:
-        key = ref.item_id or "\n".join(kp.point for kp in ref.key_points)
+        # keyed by the points themselves: a follow-up may grade against a subset of an item's points
+        key = "\n".join(kp.point for kp in ref.key_points)
         if key not in self._point_vectors:
             self._point_vectors[key] = self._embed([kp.point for kp in ref.key_points]) if ref.key_points \
                 else np.zeros((0, self.kb.embedder.dim), np.float32)

@@ -234,9 +234,13 @@ class History:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise CoachError(f"{self.path} is not a readable history database; move it away to start a new one.") from None
+            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+                raise CoachError(f"{self.path} stayed locked by another session for {timeout:g} s; "
+                                 "try again when it has finished.") from None
+            raise CoachError(f"{self.path} is not a readable history database; "
+                             "move it away to start a new one.") from None
 
     @classmethod
     def open(cls, settings) -> "History":
@@ -346,7 +350,8 @@ class History:
             if graded.review:
                 _review(db, turn["item_id"], turn["topic"], graded.score, now)
             if next_turn is None:
-                db.execute("UPDATE sessions SET status = 'finished', finished_at = ? WHERE id = ?", (iso(now), session_id))
+                db.execute("UPDATE sessions SET status = 'finished', finished_at = ? WHERE id = ?",
+                           (iso(now), session_id))
                 return None
             return _insert_turn(db, session_id, _next_seq(db, session_id), next_turn, now)
 

@@ -12,8 +12,9 @@ How questions are chosen:
   seen, then the rest, the latter two in an order shuffled by the session's
   seed (derived from its id unless given), so the same seed and history give
   the same session. Due items fill at most half of the questions (all of them
-  in a review session); the rest come from the new, then the seen items at
-  the current difficulty, falling back to the nearest difficulty.
+  in a review session); the rest are chosen by difficulty first (the current
+  level, else the nearest one that has an unasked item), new before seen
+  within a level.
 - Adaptive difficulty starts at 2; a main answer scoring >= 8 moves up one
   level, < 5 moves down. The level is recomputed from the stored scores, so a
   resumed session continues at the right level. Reviews ignore the level: a
@@ -31,7 +32,9 @@ Compromises: the plan is a snapshot, so an item that falls due during a
 session waits for the next one; a probe is graded on the one point it asks
 about, which is fair to the candidate but means a probe answer that also
 covers other missed points earns no extra credit; probes do not move the
-item's FSRS card (the main answer already reviewed it this session).
+item's FSRS card (the main answer already reviewed it this session). The time
+limit is recorded, not enforced: a late answer is graded and marked
+``timed_out``, because a terminal cannot take back a line being typed.
 """
 
 from __future__ import annotations
@@ -269,8 +272,8 @@ class InterviewSession:
         plan = make_plan(kb.bank, history, config, seed, now)
         first = _main_turn(kb.bank, plan, config, asked=set(), scores=[], due_used=0)
         if first is None:
-            raise CoachError(interview_text()["cli"]["nothing_due"] if config.review_only
-                             else "The chosen topics have no questions yet; pick other topics or add items to the bank.")
+            raise CoachError(interview_text()["cli"]["nothing_due"] if config.review_only else
+                             "The chosen topics have no questions yet; pick other topics or add items to the bank.")
         history.create_session(session_id, {**config.to_json(), "seed": seed}, plan, first, now)
         return cls(kb, grader, history, history.session(session_id))
 
@@ -527,7 +530,8 @@ class InterviewReport:
         for turn in self.turns:
             template = text["follow_up_line"] if turn.is_follow_up else text["turn_line"]
             n += not turn.is_follow_up
-            line = template.format(n=n, question=_inline(turn.question), score=f"{turn.score:.1f}", verdict=turn.verdict)
+            line = template.format(n=n, question=_inline(turn.question), score=f"{turn.score:.1f}",
+                                   verdict=turn.verdict)
             if turn.timed_out:
                 line += text["timed_out_note"].format(elapsed=turn.elapsed, limit=self.config.get("time_limit") or 0)
             lines.append(line)

@@ -2,7 +2,7 @@
 
 Four signals are fused per unit with fixed weights: BM25 on the question
 field and on the body (each divided by its best score for the query, so both
-lie in [0, 1]), and the cosine of the query with the unit's closest question
+lie in [0, 1]), and the cube of the cosine of the query with the unit's closest question
 phrasing (every phrasing is its own vector) and with its body. The question
 signals weigh more, because a user's query is a question and an answer can
 mention a term in passing. The weights were chosen on the retrieval
@@ -13,8 +13,10 @@ how far ahead the best unit is.
 The glossary joins both sides of BM25: a ``§concept`` token for each concept
 a text names, so "BN" meets "批归一化". For the dense side the query gets the
 canonical names of its concepts appended ("BN有啥用" -> "... (批归一化 (Batch
-Normalization, BN))"), which an embedder needs for abbreviations; documents
-are embedded as written (expanding them too lowered R@1 on the dev set).
+Normalization, BN))"), which an embedder needs for abbreviations; a unit
+scores the better cosine of the raw and the expanded query, so a near-verbatim
+question keeps its near-1 match. Documents are embedded as written
+(expanding them too lowered R@1 on the dev set).
 
 Hits are de-duplicated by group (all chunks of one Q&A pair, one bank item)
 and by identical text. An optional reranker re-scores the fused top
@@ -32,7 +34,12 @@ from .glossary import Glossary
 from .index import IndexData, Unit
 from .text import compact, tokenize
 
-WEIGHTS = {"bm25_q": 0.15, "bm25_b": 0.25, "dense_q": 1.0, "dense_b": 0.5}
+# Chosen on the retrieval dev set (docs/benchmarks.md); each single mode keeps its own best mix.
+WEIGHTS = {
+    "hybrid": {"bm25_q": 0.10, "bm25_b": 0.20, "dense_q": 1.0, "dense_b": 0.25},
+    "bm25": {"bm25_q": 1.0, "bm25_b": 0.5},
+    "dense": {"dense_q": 1.0, "dense_b": 0.5},
+}
 POOL = 100  # dense candidates (units) considered per field
 MODES = ("hybrid", "bm25", "dense")
 
@@ -97,7 +104,7 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None) -> list[Hit]:
         """The ``k`` best hits for ``query``; ``kind`` keeps only "bank" or "doc" units."""
-        fused = _fuse(self._signals(query, mode), len(self.data.units))
+        fused = _fuse(self._signals(query, mode), WEIGHTS[mode])
         if kind:
             fused = [(u, s) for u, s in fused if self.data.units[u].kind == kind]
         fused = self._dedupe(fused, limit=max(k, 20) if self.reranker is not None else k)
@@ -119,15 +126,17 @@ class Retriever:
 
     def _dense(self, query: str) -> dict[str, dict[int, float]]:
         """Best cosine per unit and field among the nearest vectors (faiss inner product)."""
-        vector = self.embedder.embed_queries([self.glossary.expand(query)])
+        queries = list(dict.fromkeys([query, self.glossary.expand(query)]))
         n = min(POOL * 8, len(self.data.vectors))
-        scores, rows = self.data.search_index().search(vector, n)
+        scores, rows = self.data.search_index().search(self.embedder.embed_queries(queries), n)
         best: dict[str, dict[int, float]] = {"dense_q": {}, "dense_b": {}}
-        for score, row in zip(scores[0], rows[0]):
+        for score, row in zip(scores.ravel(), rows.ravel()):
             if row >= 0:
                 name = "dense_q" if self.data.vec_field[row] == 0 else "dense_b"
-                best[name].setdefault(int(self.data.vec_unit[row]), max(float(score), 0.0))  # best first
-        return best
+                unit = int(self.data.vec_unit[row])
+                best[name][unit] = max(best[name].get(unit, 0.0), float(score))
+        # cubed: a clearly closest question (0.9 vs 0.65) should count for more than a linear gap says
+        return {name: {u: v ** 3 for u, v in d.items()} for name, d in best.items()}
 
     def _dedupe(self, fused: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
         """The best unit of each group, skipping repeated texts, until ``limit`` are found."""
@@ -156,11 +165,11 @@ class Retriever:
                    item_id=unit.item_id or None, kind=unit.kind, position=unit.position, topic=unit.topic)
 
 
-def _fuse(signals: dict[str, dict[int, float]], n_units: int) -> list[tuple[int, float]]:
+def _fuse(signals: dict[str, dict[int, float]], weights: dict[str, float]) -> list[tuple[int, float]]:
     """Weighted sum of the signals per unit, best first (a unit a signal missed scores 0 there)."""
     scores: dict[int, float] = {}
     for name, by_unit in signals.items():
-        weight = WEIGHTS[name]
+        weight = weights[name]
         for unit, value in by_unit.items():
             scores[unit] = scores.get(unit, 0.0) + weight * value
     return sorted(scores.items(), key=lambda x: (-x[1], x[0]))

@@ -40,6 +40,6 @@ def real_index_dir(tmp_path_factory) -> Path:
     return index_dir
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_kb(real_index_dir) -> KnowledgeBase:
     return KnowledgeBase(Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=real_index_dir))

@@ -49,6 +49,17 @@ def test_a_file_that_is_not_a_database_is_reported_in_one_sentence(db_path):
         History(db_path)
 
 
+def test_a_file_locked_for_longer_than_the_busy_timeout_is_reported_in_one_sentence(db_path):
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    try:
+        with pytest.raises(CoachError, match="locked by another session"):
+            History(db_path, timeout=0.2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 # ---- answers are atomic -----------------------------------------------------------------
 def test_an_answer_its_card_and_the_next_question_are_committed_together(db_path):
     with History(db_path) as history:
