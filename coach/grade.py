@@ -36,6 +36,8 @@ from .limits import check_answer
 from .text import compact, meaningful_length, normalize, split_sentences
 
 SEM_LOW, SEM_HIGH = 0.30, 0.70  # cosine below LOW means unrelated, above HIGH means same point
+# An English answer meets Chinese key points across languages, where the encoder's cosines run lower.
+SEM_LOW_EN, SEM_HIGH_EN = 0.20, 0.55
 TERM_WEIGHT = 0.55  # share of coverage from terms; the rest from meaning
 COVERED = 0.5
 KEYWORD_CAP, REPEAT_CAP, MISCONCEPTION_COST = 4.0, 2.0, 2.0
@@ -44,6 +46,8 @@ BANK_MATCH_SIM = 0.62  # a free-text question this close to a bank question is t
 # Denials of a claim ("γ和β不是超参数"); "不会/不能" are left out because claims use them too ("训练中不会改变").
 _NEGATION = re.compile(r"不是|并非|并不|不对|错误|误区|误解|\bnot\b|n't|\bwrong\b")
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
+# A clause with one of these says something about its terms; a keyword list has none.
+_PREDICATE = re.compile(r"是|会|可以|能够|把|让|使得|导致|因为|所以|通过|如果|就|用来|用于|可能|需要|不")
 
 
 @lru_cache(maxsize=1)
@@ -196,6 +200,7 @@ class Grader:
 
     def _cover_points(self, ref: Reference, answer: str, sentences, vectors) -> list[PointResult]:
         glossary = self.kb.bank.glossary
+        low, high = (SEM_LOW_EN, SEM_HIGH_EN) if _mostly_english(answer) else (SEM_LOW, SEM_HIGH)
         concepts = set(glossary.concepts_in(answer))
         point_vecs = self._points(ref)
         sims = vectors @ point_vecs.T if len(point_vecs) else np.zeros((len(sentences), 0))
@@ -204,7 +209,7 @@ class Grader:
             hits = [any(glossary.mentions(t, answer, concepts) for t in group) for group in kp.terms]
             term_share = sum(hits) / len(hits) if hits else 0.0
             best = int(np.argmax(sims[:, j]))
-            meaning = float(np.clip((sims[best, j] - SEM_LOW) / (SEM_HIGH - SEM_LOW), 0, 1))
+            meaning = float(np.clip((sims[best, j] - low) / (high - low), 0, 1))
             coverage = round(TERM_WEIGHT * term_share + (1 - TERM_WEIGHT) * meaning, 3)
             evidence = _evidence(kp, sentences, sims[:, j], glossary)
             results.append(PointResult(kp.point, kp.weight, coverage, coverage >= COVERED,
@@ -229,7 +234,8 @@ class Grader:
     def _relevant(self, ref: Reference, sentences, vectors) -> list[bool]:
         """Which sentences are about the question at all (for padding and off-topic checks)."""
         anchor = self._embed([ref.question, ref.model_answer[:400]])
-        return [bool(max(v @ anchor[0], v @ anchor[1]) >= SEM_LOW) for v in vectors]
+        floor = [SEM_LOW_EN if _mostly_english(s) else SEM_LOW for s in sentences]
+        return [bool(max(v @ anchor[0], v @ anchor[1]) >= f) for v, f in zip(vectors, floor)]
 
     def _flags(self, ref: Reference, answer: str, sentences, relevant, results) -> list[str]:
         flags = []
@@ -279,25 +285,39 @@ def _evidence(kp: KeyPoint, sentences, sims, glossary) -> str:
     return sentences[max(range(len(sentences)), key=strength)]
 
 
+def _mostly_english(text: str) -> bool:
+    norm = normalize(text)
+    return len(re.findall(r"[a-z]+", norm)) > len(re.findall(r"[\u4e00-\u9fff]", norm))
+
+
 def _is_keyword_list(answer: str) -> bool:
     """No clause long enough to explain anything: "BN, 均值方差, γβ, 加速收敛"."""
     clauses = [c for c in _LIST_SPLIT.split(normalize(answer)) if c]
-    english = len(re.findall(r"[a-z]+", normalize(answer))) > meaningful_length(answer) / 2
+    english = _mostly_english(answer)
     longest = max((meaningful_length(c) for c in re.split(r"[,，、;；/|\n。.!?！？]+", answer)), default=0)
     if english:
         return longest < 5 and len(clauses) >= 2
-    return longest < 8 and len(clauses) >= 2
+    # Chinese has no spaces between words, so a space marks a list: "γ β 可学习 缩放 平移"
+    spaced = max((meaningful_length(c) for c in re.split(r"[,，、;；/|\s。.!?！？]+", answer)), default=0)
+    return min(longest, spaced) < 8 and len(clauses) >= 2 and not _PREDICATE.search(answer)
 
 
 def _restates(question: str, answer: str) -> bool:
-    """Most of the answer's character pairs come from the question, and it adds little else."""
-    q, a = compact(question), compact(answer)
-    grams = {a[i:i + 2] for i in range(len(a) - 1)}
+    """The answer says little beyond the question's own words, or beyond itself.
+
+    Either most of its character pairs come from the question, or it is a tautology
+    that keeps repeating a few pairs ("偏差和方差就是偏差和方差").
+    """
+    q, a = (re.sub(r"[^\w]", "", compact(t)) for t in (question, answer))
+    pairs = [a[i:i + 2] for i in range(len(a) - 1)]
+    grams = set(pairs)
     if not grams:
         return False
     qgrams = {q[i:i + 2] for i in range(len(q) - 1)}
     novel = len(grams - qgrams)
-    return len(grams & qgrams) / len(grams) >= 0.6 and novel <= 12
+    copied = len(grams & qgrams) / len(grams) >= 0.6 and (novel <= 12 or novel / len(grams) <= 0.3)
+    circular = len(pairs) >= 12 and len(grams) / len(pairs) <= 0.7 and novel <= 14
+    return copied or circular
 
 
 def _salient_terms(sentence: str, glossary) -> list[str]:

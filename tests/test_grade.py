@@ -105,3 +105,29 @@ def test_bad_inputs_get_one_sentence(grader):
         grader.grade("很长" * 3000, item_id=ITEM)
     with pytest.raises(InputError, match="Give a question"):
         grader.grade("x")
+
+
+@pytest.mark.parametrize("answer, flagged", [
+    ("γ β 可学习 缩放 平移 恒等映射 表达能力", True),
+    ("learnable, scale, shift, identity", True),
+    ("γ和β是可学习的。它们负责缩放和平移。", False),
+], ids=["spaced-zh-list", "english-list", "terse-but-real"])
+def test_keyword_lists_are_told_from_terse_sentences(grader, answer, flagged):
+    assert ("keyword_only" in grader.grade(answer, item_id=ITEM).flags) is flagged
+
+
+def test_a_tautology_counts_as_repeating_the_question(grader):
+    grade = grader.grade("γ和β就是γ和β,BN层加γ和β就是为了加上γ和β。", item_id=ITEM)
+    assert "repeat" in grade.flags and grade.score <= 2.0
+
+
+def test_a_follow_up_can_grade_against_a_subset_of_points(grader, small_kb):
+    from dataclasses import replace
+
+    from coach.grade import Reference
+
+    full = Reference.from_item(small_kb.bank.get(ITEM))
+    only_last = replace(full, key_points=full.key_points[-1:])
+    grader.grade(GOOD, item_id=ITEM)  # fills the cache with all three points
+    grade = grader.grade_reference(only_last, "当γ等于标准差、β等于均值时,BN可以恢复原来的激活,相当于恒等变换。")
+    assert len(grade.covered) == 1 and not grade.missing and grade.score >= 8
