@@ -462,7 +462,8 @@ def _run_interview(session, settings) -> None:
     console.print(text["cli"]["session"].format(id=session.id), style="dim", markup=False)
     try:
         while not session.finished:
-            _show_question(console, session.current, sum(not t.is_follow_up for t in session.turns) + 1, text)
+            _show_question(console, session.current, sum(not t.is_follow_up for t in session.turns) + 1, text,
+                           session.kb.bank.topics)
             shown = time.monotonic()  # the clock starts when the candidate can read the question
             answer = _read_answer(console, interactive, text["cli"]["prompt"])
             if answer is None:
@@ -499,10 +500,11 @@ def _read_answer(console, interactive: bool, prompt: str) -> str | None:
     return line.rstrip("\r\n")
 
 
-def _show_question(console, question, number: int, text: dict) -> None:
+def _show_question(console, question, number: int, text: dict, topics: dict) -> None:
     labels = text["labels"]
     head = labels["follow_up"] if question.is_follow_up else labels["question"].format(n=number)
-    meta = [question.topic, labels["difficulty"].format(d=question.difficulty)]
+    topic = topics[question.topic].zh if question.topic in topics else question.topic
+    meta = [topic, labels["difficulty"].format(d=question.difficulty)]
     if question.time_limit:
         meta.append(labels["time_limit"].format(limit=f"{question.time_limit:g}"))
     console.print(f"\n{head}  ({' · '.join(meta)})", style="bold cyan", markup=False)
