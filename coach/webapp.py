@@ -32,7 +32,6 @@ web app stored under ``COACH_HOME/documents`` when they were uploaded.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import secrets
@@ -135,7 +134,7 @@ class Coach:
         self.interviews = SessionStore(API_SESSIONS_MAX)
         self.documents_dir = self.settings.home / "documents"
         self.reports_dir = self.settings.home / "reports"
-        self.chat.answer("BN")  # warm the query path so the first user does not wait
+        self.kb.search("BN", k=1)  # warm the query path (never the LLM) so the first user does not wait
         log(f"coach: ready in {time.monotonic() - started:.1f}s: {len(self.kb.bank.items)} questions, "
             f"{len(self.kb.sources())} documents")
 
@@ -528,6 +527,14 @@ footer { opacity: 0.6; }
 """
 
 
+def toast_css() -> str:
+    """Gradio titles its toasts "Warning"/"Error" in English; show the strings file's titles instead."""
+    rules = [f'.toast-title.{level} {{ font-size: 0 !important; }}\n'
+             f'.toast-title.{level}::before {{ content: "{title}"; font-size: var(--text-md); }}'
+             for level, title in t("toast_titles").items()]
+    return "\n".join(rules)
+
+
 def build_app(coach: Coach):
     """The whole page: five tabs over one ``Coach``; each browser tab keeps its own ``gr.State``."""
     with gr.Blocks(title=t("title"), analytics_enabled=False) as app:
@@ -559,7 +566,7 @@ def example_questions(coach: Coach, n: int = 4) -> list[str]:
 def chat_tab(coach: Coach) -> None:
     gr.Markdown(t("chat.intro"))
     state = gr.State({"messages": [], "previous": None})
-    bot = gr.Chatbot(show_label=False, height=480, placeholder=t("chat.placeholder"), buttons=["copy"],
+    bot = gr.Chatbot(show_label=False, height=540, placeholder=t("chat.placeholder"), buttons=["copy"],
                      feedback_options=None, elem_id="chat-bot")
     with gr.Row():
         box = gr.Textbox(show_label=False, placeholder=t("chat.input_placeholder"), scale=8, max_lines=4,
@@ -668,8 +675,8 @@ def knowledge_tab(coach: Coach, header) -> None:
     gr.Markdown(t("kb.intro", mb=MAX_UPLOAD_MB))
     with gr.Row():
         with gr.Column(scale=3):
-            files = gr.File(label=t("kb.upload"), file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
-                            height=150, elem_id="kb-files")
+            # no file_types filter here: the browser's own rejection is in English; upload_problem() says it in Chinese
+            files = gr.File(label=t("kb.upload"), file_count="multiple", height=150, elem_id="kb-files")
             add = gr.Button(t("kb.add"), variant="primary", elem_id="kb-add")
             result = gr.Markdown(elem_id="kb-result")
         with gr.Column(scale=2):
@@ -789,8 +796,16 @@ def topic_frame(coach: Coach, report):
 
 def interview_tab(coach: Coach) -> dict:
     """The interview form and its handlers; returns what the progress tab needs to start a review."""
+    def abandon(view: dict) -> None:
+        """The browser tab went away mid-interview: record the session as stopped early."""
+        if view and view.get("session") and not view.get("done"):
+            try:
+                coach.stop_interview(view["session"])
+            except CoachError:
+                pass
+
     gr.Markdown(t("interview.intro"))
-    state = gr.State({"session": None})
+    state = gr.State({"session": None}, delete_callback=abandon)
     timer = gr.Timer(1.0, active=False)
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
@@ -915,7 +930,7 @@ def progress_tab(coach: Coach, app, tab, tabs, interview: dict) -> None:
     empty = gr.Markdown(visible=False, elem_id="progress-empty")
     with gr.Row():
         chart = gr.LinePlot(x=t("progress.chart_time"), y=t("progress.chart_score"), color=t("progress.chart_topic"),
-                            y_lim=[0, 10], x_axis_format="%m-%d %H:%M", label=t("progress.chart"), scale=3,
+                            y_lim=[0, 10], x_axis_format="%m-%d", label=t("progress.chart"), scale=3,
                             elem_id="progress-chart")
         topics = gr.Dataframe(headers=[t("progress.col_topic"), t("progress.col_answers"), t("progress.col_mean"),
                                        t("progress.col_recent"), t("progress.col_due")],
@@ -981,5 +996,5 @@ def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, sh
         server_name=host, server_port=port, auth=credentials, auth_message=t("title") if credentials else None,
         share=share, max_file_size=f"{MAX_UPLOAD_MB}mb", prevent_thread_lock=prevent_thread_lock, quiet=quiet,
         show_error=False, allowed_paths=[str(coach.reports_dir)], footer_links=["api"], ssr_mode=False,
-        mcp_server=False, css=CSS, enable_monitoring=False)
+        mcp_server=False, css=CSS + toast_css(), enable_monitoring=False)
     return app, url

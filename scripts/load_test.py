@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Load test of the web app's API: N concurrent gradio_client sessions, a fixed number of requests each.
 
-Starts the app on 127.0.0.1 with the real corpus (or drives a running one
-with --url), then every session asks questions from the bank (a few
+Starts `coach serve` on 127.0.0.1 with the real corpus in its own process
+(or drives a running app with --url), then every session asks questions from the bank (a few
 paraphrased, a few unrelated so the "nothing found" path runs too) and every
 fifth request grades an answer. Prints errors and p50/p95/max latency per
 endpoint. Bounded: sessions x requests calls, each with a timeout, to a
@@ -19,15 +19,18 @@ import argparse
 import os
 import random
 import sys
+import subprocess
 import tempfile
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+import urllib.request
 from urllib.parse import urlparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 UNRELATED = ["今天天气怎么样", "红烧肉怎么做才好吃", "how do I bake bread"]
 ANSWER = "先说结论,再讲原因:它通过标准化和正则化让训练更稳定,收敛更快,也能减轻过拟合。"
@@ -40,19 +43,32 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=20, help="Concurrent client sessions (default 20).")
     p.add_argument("--requests", type=int, default=10, help="Requests per session (default 10).")
     p.add_argument("--grade-every", type=int, default=5, help="Every Nth request is a /grade (default 5).")
-    p.add_argument("--think", type=float, default=0.0, help="Seconds each session waits between requests (default 0).")
+    p.add_argument("--think", type=float, default=0.0,
+                   help="Mean seconds a session pauses between requests, jittered +-50%% (default 0: back to back).")
     p.add_argument("--port", type=int, default=7871, help="Port for the app started here (default 7871).")
     p.add_argument("--seed", type=int, default=7)
     return p.parse_args()
 
 
-def start_app(port: int):
-    """The app on the real corpus; state goes to a temporary COACH_HOME so no user history is touched."""
-    os.environ["COACH_HOME"] = tempfile.mkdtemp(prefix="coach-load-")
-    from coach.webapp import serve
+def start_app(port: int) -> tuple[subprocess.Popen, str]:
+    """`coach serve` in its own process, as a user runs it (the load generator must not share its GIL).
 
-    app, url = serve(port=port, prevent_thread_lock=True, quiet=True)
-    return app, url
+    Its state goes to a temporary COACH_HOME so no user history is touched; the index is the usual one.
+    """
+    env = {**os.environ, "COACH_HOME": tempfile.mkdtemp(prefix="coach-load-")}
+    server = subprocess.Popen([sys.executable, "-m", "coach.cli", "serve", "--port", str(port)], env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"load_test: the app exited with code {server.returncode} before it was ready.")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return server, url
+        except OSError:
+            time.sleep(1)
+    server.terminate()
+    sys.exit("load_test: the app did not answer within 10 minutes.")
 
 
 def workload(seed: int, requests: int, grade_every: int, bank) -> list[tuple[str, dict]]:
@@ -70,13 +86,17 @@ def workload(seed: int, requests: int, grade_every: int, bank) -> list[tuple[str
     return calls
 
 
-def run_session(url: str, auth, calls, start: threading.Barrier, think: float, results, errors) -> None:
+def run_session(url: str, auth, calls, start: threading.Barrier, think: float, results, errors, seed: int) -> None:
+    """One user: its own client (its own Gradio session), the calls in order, a jittered pause between them."""
     from gradio_client import Client
+
+    rng = random.Random(seed)
 
     # plain http on loopback has no certificate to verify; with verification on, gradio_client builds a CA store
     # for every request (~50 ms of CPU each), which on a 2-core machine starves the server under test
     client = Client(url, auth=auth, verbose=False, ssl_verify=not url.startswith("http://"))
     start.wait()
+    time.sleep(rng.uniform(0, think))  # users do not all arrive at the same instant
     for endpoint, kwargs in calls:
         began = time.perf_counter()
         try:
@@ -86,7 +106,7 @@ def run_session(url: str, auth, calls, start: threading.Barrier, think: float, r
         except Exception as exc:  # noqa: BLE001 - every failure is counted and shown, none stops the run
             errors[endpoint].append(f"{type(exc).__name__}: {str(exc)[:120]}")
         if think:
-            time.sleep(think)
+            time.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -118,12 +138,12 @@ def main() -> int:
 
     if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("load_test: --url must be a loopback address (127.0.0.1 or localhost).")
-    app = None
+    server = None
     if args.url:
         url = args.url
     else:
-        print("load_test: starting the app on the real corpus (the first start embeds the bank)...", flush=True)
-        app, url = start_app(args.port)
+        print("load_test: starting `coach serve` on the real corpus (the first start embeds the bank)...", flush=True)
+        server, url = start_app(args.port)
     bank = Bank.load(Settings.from_env().corpus_dir)
     auth = parse_auth(args.auth)
     results, errors = defaultdict(list), defaultdict(list)
@@ -131,15 +151,17 @@ def main() -> int:
     plans = [workload(args.seed + n, args.requests, args.grade_every, bank) for n in range(args.sessions)]
     try:
         with ThreadPoolExecutor(args.sessions) as pool:
-            futures = [pool.submit(run_session, url, auth, plan, start, args.think, results, errors) for plan in plans]
+            futures = [pool.submit(run_session, url, auth, plan, start, args.think, results, errors, args.seed + n)
+                       for n, plan in enumerate(plans)]
             start.wait(timeout=120)
             began = time.perf_counter()
             for future in futures:
                 future.result()
             wall = time.perf_counter() - began
     finally:
-        if app is not None:
-            app.close()
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
     return report(results, errors, wall, args)
 
 

@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from coach.config import Settings
 from coach.errors import InputError
 from coach.limits import MAX_UPLOAD_MB
-from coach.webapp import Coach, SessionStore, highlighted_answer, message_for, parse_auth, serve
+from coach.webapp import Coach, SessionStore, countdown_markdown, highlighted_answer, message_for, parse_auth, serve
 
 from tests.conftest import SMALL_CORPUS
 
@@ -194,3 +194,20 @@ def test_covered_and_wrong_sentences_are_marked_in_the_answer(coach):
     labels = dict(pieces)
     assert labels["BN用均值和方差把激活标准化。"] == "命中要点"
     assert labels["推理时也用当前批次的均值和方差。"] == "误区"
+
+
+@pytest.mark.parametrize("left, shown", [(185, "03:05"), (0.2, "00:01"), (-3, "时间到")], ids=["minutes", "last-second", "over"])
+def test_the_interview_countdown_shows_minutes_and_seconds_then_times_up(left, shown):
+    assert shown in countdown_markdown({"deadline": 1000.0 + left}, now=1000.0)
+    assert countdown_markdown({"deadline": None}) == ""
+
+
+def test_uploads_are_kept_for_a_rebuild_and_forgotten_when_removed(coach, tmp_path):
+    notes = tmp_path / "kiwi-notes.md"
+    notes.write_text("## 猕猴桃正则化是什么?\n\n猕猴桃正则化在每层输出上加一个绒毛噪声项。\n", encoding="utf-8")
+    report = coach.add_documents([notes, tmp_path / "model.ckpt"])
+    assert report.added == {"kiwi-notes.md": 1} and "model.ckpt" in report.errors
+    counts = coach.rebuild()
+    assert counts["doc_units"] == 1 and "kiwi-notes.md" in coach.kb.sources()
+    assert coach.remove_document("kiwi-notes.md") == 1
+    assert coach.kb.sources() == {} and not any(coach.documents_dir.rglob("kiwi-notes.md"))

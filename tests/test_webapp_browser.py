@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from coach.config import Settings
+from coach.history import History, utcnow
 from coach.webapp import Coach, serve
 from tests.conftest import SMALL_CORPUS
 
@@ -27,10 +29,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def coach(tmp_path_factory) -> Coach:
     root = tmp_path_factory.mktemp("webapp-browser")
-    coach = Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
-                  log=lambda line: None)
+    return Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
+                 log=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def url(coach):
     app, local_url = serve(port=free_port(), coach=coach, prevent_thread_lock=True, quiet=True)
     yield local_url
     app.close()
@@ -137,6 +143,19 @@ def test_a_two_question_mock_interview_runs_to_its_report(page):
     assert Path(download.value.path()).read_text(encoding="utf-8").startswith("# 模拟面试报告")
 
 
+# ---- 进度 ------------------------------------------------------------------------------------------------
+def test_the_review_button_starts_a_review_of_the_due_questions(page, coach):
+    with History.open(coach.settings) as history:  # two items reviewed badly a week ago are due now
+        for item_id in ("act-why-nonlinear", "act-relu-vs-sigmoid"):
+            history.review(item_id, "activation", 1.0, now=utcnow() - timedelta(days=7))
+    open_tab(page, "📈 进度")
+    expect(page.locator("#progress-due")).to_contain_text("神经网络为什么需要非线性激活函数?", timeout=WAIT_MS)
+    page.locator("#progress-review").click()
+    expect(page.get_by_role("tab", name="🎤 模拟面试")).to_have_attribute("aria-selected", "true", timeout=WAIT_MS)
+    expect(page.locator("#iv-banner")).to_contain_text("复习模式")
+    expect(page.locator("#iv-question")).to_contain_text("激活函数", timeout=WAIT_MS)
+
+
 # ---- 答案评分 ----------------------------------------------------------------------------------------
 def test_grading_an_answer_shows_the_score_and_the_marked_sentences(page):
     open_tab(page, "📝 答案评分")
@@ -172,14 +191,24 @@ def test_an_uploaded_document_is_listed_and_found_by_the_chat(page, tmp_path):
     expect(page.locator("#chat-bot")).to_contain_text("藤蔓状的分组")
 
 
-def test_a_wrong_file_type_gets_one_sentence(page, tmp_path):
+def test_a_wrong_file_type_gets_one_sentence_and_the_others_are_added(page, tmp_path):
     bad = tmp_path / "weights.bin"
     bad.write_bytes(b"\x00\x01")
-    open_tab(page, "📚 知识库")
-    page.locator("#kb-files input[type=file]").set_input_files(str(bad))
-    # the browser's own type filter or the server's check: either way the user reads why
-    expect(page.locator("body")).to_contain_text(".txt", timeout=WAIT_MS)
+    good = tmp_path / "dropout-notes.md"
+    good.write_text("## Dropout 推理时要做什么?\n\n推理时不丢弃神经元,按保留概率缩放输出。\n", encoding="utf-8")
+    upload(page, bad, good)
+    expect(page.locator("#kb-result")).to_contain_text("weights.bin:不支持这种文件类型")
+    expect(page.locator("#kb-result")).to_contain_text("dropout-notes.md:已添加")
     expect(page.locator("#kb-sources")).not_to_contain_text("weights.bin")
+
+
+def test_warnings_are_titled_in_chinese(page):
+    open_tab(page, "📚 知识库")
+    page.locator("#kb-add").click()
+    toast = page.locator("[data-testid=toast-body]").first
+    expect(toast).to_contain_text("请先选择要上传的文件", timeout=WAIT_MS)
+    title = toast.locator(".toast-title").evaluate("e => getComputedStyle(e, '::before').content")
+    assert title == '"提示"'
 
 
 def test_script_in_an_uploaded_document_never_runs(page, tmp_path):
