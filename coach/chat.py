@@ -66,6 +66,7 @@ class ChatAnswer:
 class ChatEngine:
     def __init__(self, kb, llm=None):
         self.kb, self.llm = kb, llm
+        self._vectors: dict[str, np.ndarray] = {}  # hit text -> embedding; hits repeat across questions
 
     def contextualize(self, question: str, previous: str | None) -> str:
         """Rewrite a short follow-up using the previous question (see module docstring)."""
@@ -112,13 +113,21 @@ class ChatEngine:
         """Hits whose question or text is close enough in meaning to the query."""
         if not hits:
             return []
-        embed = self.kb.embedder.embed_queries
-        q = embed([self.kb.bank.glossary.expand(query)])[0]
+        q = self.kb.embedder.embed_queries([self.kb.bank.glossary.expand(query)])[0]
         texts = [self.kb.bank.glossary.expand(h.title or h.text[:200]) for h in hits]
-        sims = embed(texts) @ q
+        sims = self._embed_cached(texts) @ q
         if max(sims) < RELEVANCE_MIN and not _shares_concept(query, hits[0], self.kb.bank.glossary):
             return []
         return [h for h, s in zip(hits, sims) if s >= RELEVANCE_MIN * 0.8 or h is hits[0]]
+
+
+    def _embed_cached(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            if len(self._vectors) > 20_000:  # bounded: a long-running server sees many documents
+                self._vectors.clear()
+            self._vectors.update(zip(missing, self.kb.embedder.embed_queries(missing)))
+        return np.stack([self._vectors[t] for t in texts])
 
 
 def compose_offline(hits: list[Hit], bank) -> str:

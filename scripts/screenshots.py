@@ -1,11 +1,16 @@
-"""Screenshots of each tab with realistic content (real corpus, seeded history, uploaded notes)."""
+"""Screenshots of each tab with realistic content (real corpus, seeded history, uploaded notes).
+
+Usage: .venv/bin/python scripts/screenshots.py docs/screenshots   (needs /usr/bin/chromium)
+"""
 import os, shutil, sys, time, tempfile
 from datetime import timedelta
 from pathlib import Path
+CHECKOUT = Path(__file__).resolve().parent.parent
 root = Path(tempfile.mkdtemp(prefix="coach-shots-"))
-shutil.copytree("/work/main/index", root / "index")
+if (CHECKOUT / "index" / "CURRENT").exists():  # reuse a built index; else the app builds one
+    shutil.copytree(CHECKOUT / "index", root / "index")
 os.environ["COACH_HOME"] = str(root / "home"); os.environ["COACH_INDEX_DIR"] = str(root / "index")
-sys.path.insert(0, "/work/main")
+sys.path.insert(0, str(CHECKOUT))
 from coach.webapp import Coach, serve
 from coach.history import History, utcnow
 from coach.interview import InterviewConfig, InterviewSession
