@@ -33,8 +33,9 @@ for days, share in plan:
             s.answer(ans, now=now)
 print("seeded")
 docs = root / "docs"; docs.mkdir()
-shutil.copy(sorted(Path("/work/shared/seeds").glob("000_*.txt"))[0], docs / "深度学习面试知识点.txt")
-shutil.copy(sorted(Path("/work/shared/seeds").glob("003_*.txt"))[0], docs / "面经整理-卷积与优化.txt")
+SEEDS = CHECKOUT.parent / "shared" / "seeds"  # the sample pages beside the checkout
+shutil.copy(sorted(SEEDS.glob("000_*.txt"))[0], docs / "深度学习面试知识点.txt")
+shutil.copy(sorted(SEEDS.glob("003_*.txt"))[0], docs / "面经整理-卷积与优化.txt")
 coach.add_documents(sorted(docs.iterdir()))
 app, url = serve(port=7880, coach=coach, prevent_thread_lock=True, quiet=True)
 
