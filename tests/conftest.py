@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,18 @@ def real_index_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def real_kb(real_index_dir) -> KnowledgeBase:
     return KnowledgeBase(Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=real_index_dir))
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for an app started inside a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def small_coach(root: Path):
+    """The web app's shared engine over the small corpus, as `coach serve` loads it, quietly."""
+    from coach.webapp import Coach
+
+    return Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
+                 log=lambda line: None)

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from coach.config import Settings
 from coach.errors import InputError
 from coach.limits import MAX_UPLOAD_MB
 from coach.webapp import Coach, SessionStore, countdown_markdown, highlighted_answer, message_for, parse_auth, serve
 
-from tests.conftest import SMALL_CORPUS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, small_coach
 
 
 @pytest.fixture(scope="module")
 def coach(tmp_path_factory) -> Coach:
     """One set of models and one index for the module (the small corpus), as `coach serve` loads them."""
-    root = tmp_path_factory.mktemp("webapp-api")
-    return Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
-                 log=lambda line: None)
+    return small_coach(tmp_path_factory.mktemp("webapp-api"))
 
 
 @pytest.fixture(scope="module")

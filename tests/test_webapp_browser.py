@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from coach.config import Settings
 from coach.history import History, utcnow
 from coach.webapp import Coach, serve
-from tests.conftest import SMALL_CORPUS
+from tests.conftest import free_port, small_coach
 
 pytestmark = pytest.mark.browser
 
@@ -22,17 +20,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 WAIT_MS = 20_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def coach(tmp_path_factory) -> Coach:
-    root = tmp_path_factory.mktemp("webapp-browser")
-    return Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
-                 log=lambda line: None)
+    return small_coach(tmp_path_factory.mktemp("webapp-browser"))
 
 
 @pytest.fixture(scope="module")
