@@ -40,16 +40,27 @@ def cli():
 
 @contextmanager
 def progress_bar():
-    """A rich progress display on stderr; yields the engine's progress callback."""
+    """A rich progress display on stderr; yields the engine's progress callback.
+
+    When stderr is not a terminal (a pipe, a log file), a stage prints one line when it
+    starts and one when it ends instead, so a long first build is never silent.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
+    if not console.is_terminal:
+        seen: set[str] = set()
+
+        yield lambda stage, done, total: _plain_progress(seen, stage, done, total)
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as bar:
+                  console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def report(stage: str, done: int, total: int) -> None:
+            if not total:
+                return
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
@@ -57,10 +68,20 @@ def progress_bar():
         yield report
 
 
+def _plain_progress(seen: set, stage: str, done: int, total: int) -> None:
+    """One stderr line when a stage starts and one when it ends."""
+    if total and (stage not in seen or done >= total):
+        click.echo(f"coach: {stage} {done}/{total}", err=True)
+        seen.add(stage)
+
+
 def knowledge(index_dir: Path | None, progress=None):
+    """The knowledge base; without a progress display, a (re)build still reports on stderr."""
+    from functools import partial
+
     from .knowledge import KnowledgeBase
 
-    return KnowledgeBase(Settings.from_env(index_dir=index_dir), progress=progress)
+    return KnowledgeBase(Settings.from_env(index_dir=index_dir), progress=progress or partial(_plain_progress, set()))
 
 
 def print_report(report) -> None:

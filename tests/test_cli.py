@@ -36,7 +36,7 @@ def test_index_build_indexes_the_bank_and_the_documents(run, tmp_path):
 def test_search_json_prints_hits_with_the_documented_fields(run, tmp_path):
     run("ingest", "--index-dir", tmp_path / "ix", DOCS / "bullet_qa.txt")
     result = run("search", "BN层为什么要加γ和β", "-k", "3", "--json", "--index-dir", tmp_path / "ix")
-    hits = json.loads(result.output)
+    hits = json.loads(result.stdout)
     assert len(hits) == 3 and [h["rank"] for h in hits] == [1, 2, 3]
     assert all({"rank", "score", "text", "source", "title", "item_id"} <= set(h) for h in hits)
     assert hits[0]["item_id"] == "norm-bn-gamma-beta" and hits[0]["source"] == "bank"
@@ -46,7 +46,7 @@ def test_search_batch_prints_one_json_array_per_query_in_order(run, tmp_path):
     queries = tmp_path / "queries.txt"
     queries.write_text("BN有啥用\n\nReLU和sigmoid\n", encoding="utf-8")
     result = run("search", "--batch", queries, "-k", "2", "--index-dir", tmp_path / "ix")
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()  # a first-time build reports on stderr, never stdout
     assert len(lines) == 3
     first, empty, third = (json.loads(line) for line in lines)
     assert first[0]["item_id"] == "norm-bn-purpose" and empty == [] and third[0]["item_id"] == "act-relu-vs-sigmoid"
@@ -95,7 +95,7 @@ def test_remove_and_sources(run, tmp_path):
 def test_grade_json_has_the_documented_fields(run, tmp_path):
     result = run("grade", "--question-id", "norm-bn-purpose", "--answer", "BN用批的均值和方差做标准化,可以用更大的学习率,加速收敛。",
                  "--json", "--index-dir", tmp_path / "ix")
-    grade = json.loads(result.output)
+    grade = json.loads(result.stdout)
     assert {"score", "verdict", "item_id", "covered", "missing", "misconceptions", "feedback", "model_answer",
             "sources"} <= set(grade)
     assert grade["item_id"] == "norm-bn-purpose" and 0 < grade["score"] <= 10
@@ -109,7 +109,7 @@ def test_grade_batch_answers_each_line_in_order_and_reports_bad_lines(run, tmp_p
         json.dumps({"question_id": "no-such-item", "answer": "x"}),
         json.dumps({"question": "为什么用ReLU不用sigmoid", "answer": "sigmoid会饱和导致梯度消失,ReLU正区间导数为1。"}, ensure_ascii=False),
     ]), encoding="utf-8")
-    lines = [json.loads(x) for x in run("grade", "--batch", batch, "--index-dir", tmp_path / "ix").output.splitlines()]
+    lines = [json.loads(x) for x in run("grade", "--batch", batch, "--index-dir", tmp_path / "ix").stdout.splitlines()]
     assert len(lines) == 4
     assert lines[0]["item_id"] == "norm-bn-purpose" and "error" in lines[1] and "coach bank list" in lines[2]["error"]
     assert lines[3]["item_id"] == "act-relu-vs-sigmoid"
