@@ -46,6 +46,7 @@ BANK_MATCH_SIM = 0.62  # a free-text question this close to a bank question is t
 # Denials of a claim ("γ和β不是超参数"); "不会/不能" are left out because claims use them too ("训练中不会改变").
 _NEGATION = re.compile(r"不是|并非|并不|不对|错误|误区|误解|\bnot\b|n't|\bwrong\b")
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
+_CLAUSE_SPLIT = re.compile(r"[,，;；]")
 # A clause with one of these says something about its terms; a keyword list has none.
 _PREDICATE = re.compile(r"是|会|可以|能够|把|让|使得|导致|因为|所以|通过|如果|就|用来|用于|可能|需要|不")
 
@@ -204,6 +205,7 @@ class Grader:
         concepts = set(glossary.concepts_in(answer))
         point_vecs = self._points(ref)
         sims = vectors @ point_vecs.T if len(point_vecs) else np.zeros((len(sentences), 0))
+        sims = np.maximum(sims, self._clause_similarity(sentences, point_vecs))
         results = []
         for j, kp in enumerate(ref.key_points):
             hits = [any(glossary.mentions(t, answer, concepts) for t in group) for group in kp.terms]
@@ -215,6 +217,25 @@ class Grader:
             results.append(PointResult(kp.point, kp.weight, coverage, coverage >= COVERED,
                                        evidence if coverage >= COVERED else None, _source_label(ref)))
         return results
+
+    def _clause_similarity(self, sentences: list[str], point_vecs: np.ndarray) -> np.ndarray:
+        """Per sentence, its best clause's cosine with each point.
+
+        A long comma-joined sentence often makes several points; its one embedding is a
+        blur of all of them, so each clause is compared on its own as well.
+        """
+        out = np.zeros((len(sentences), len(point_vecs)), np.float32)
+        clauses, owner = [], []
+        for i, sentence in enumerate(sentences):
+            parts = [c for c in _CLAUSE_SPLIT.split(sentence) if meaningful_length(c) >= 6]
+            if len(parts) >= 2:
+                clauses += parts
+                owner += [i] * len(parts)
+        if clauses and len(point_vecs):
+            sims = self._embed(clauses) @ point_vecs.T
+            for row, i in enumerate(owner):
+                out[i] = np.maximum(out[i], sims[row])
+        return out
 
     def _misconceptions(self, ref: Reference, sentences, vectors) -> list[FoundMisconception]:
         glossary, found = self.kb.bank.glossary, []
