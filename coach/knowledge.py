@@ -68,7 +68,6 @@ class KnowledgeBase:
     def embedder(self):
         from .embeddings import make_embedder
 
-        self._teach_tokenizer()
         return make_embedder(self.settings.embedder)
 
     @cached_property
@@ -78,11 +77,6 @@ class KnowledgeBase:
         from .retrieve import CrossEncoderReranker
 
         return CrossEncoderReranker(self.settings.reranker)
-
-    def _teach_tokenizer(self) -> None:
-        from .text import add_words
-
-        add_words(self.bank.glossary.names)
 
     # ---- loading -------------------------------------------------------
     @property

@@ -32,7 +32,7 @@ import numpy as np
 
 from .glossary import Glossary
 from .index import IndexData, Unit
-from .text import compact, tokenize
+from .text import add_words, compact, tokenize
 
 # Chosen on the retrieval dev set (docs/benchmarks.md); each single mode keeps its own best mix.
 WEIGHTS = {
@@ -97,6 +97,7 @@ class Retriever:
 
     def __init__(self, data: IndexData, embedder, glossary: Glossary, reranker: Reranker | None = None):
         self.data, self.embedder, self.glossary, self.reranker = data, embedder, glossary, reranker
+        add_words(glossary.names)  # jieba keeps "批归一化" whole only once it knows the word
         units = data.units
         self.bm25_q = _Field([unit_tokens(u.qtexts, glossary) if u.qtexts else [] for u in units])
         self.bm25_b = _Field([unit_tokens([u.text], glossary) for u in units])
