@@ -125,7 +125,7 @@ class Grader:
 
     def __init__(self, kb):
         self.kb = kb
-        self._point_vectors: dict[str, np.ndarray] = {}
+        self._vectors: dict[tuple, np.ndarray] = {}
 
     # ---- public API ------------------------------------------------------
     def grade(self, answer: str, item_id: str | None = None, question: str | None = None) -> Grade:
@@ -254,7 +254,8 @@ class Grader:
 
     def _relevant(self, ref: Reference, sentences, vectors) -> list[bool]:
         """Which sentences are about the question at all (for padding and off-topic checks)."""
-        anchor = self._embed([ref.question, ref.model_answer[:400]])
+        anchor = self._cached(("anchor", ref.question, ref.model_answer[:400]),
+                              lambda: self._embed([ref.question, ref.model_answer[:400]]))
         floor = [SEM_LOW_EN if _mostly_english(s) else SEM_LOW for s in sentences]
         return [bool(max(v @ anchor[0], v @ anchor[1]) >= f) for v, f in zip(vectors, floor)]
 
@@ -286,11 +287,15 @@ class Grader:
 
     def _points(self, ref: Reference) -> np.ndarray:
         # keyed by the points themselves: a follow-up may grade against a subset of an item's points
-        key = "\n".join(kp.point for kp in ref.key_points)
-        if key not in self._point_vectors:
-            self._point_vectors[key] = self._embed([kp.point for kp in ref.key_points]) if ref.key_points \
-                else np.zeros((0, self.kb.embedder.dim), np.float32)
-        return self._point_vectors[key]
+        key = ("points", *(kp.point for kp in ref.key_points))
+        return self._cached(key, lambda: self._embed([kp.point for kp in ref.key_points]) if ref.key_points
+                            else np.zeros((0, self.kb.embedder.dim), np.float32))
+
+    def _cached(self, key: tuple, make) -> np.ndarray:
+        """Embeddings of a reference's fixed texts, computed once per process (they never change)."""
+        if key not in self._vectors:
+            self._vectors[key] = make()
+        return self._vectors[key]
 
 
 def _credit(coverage: float) -> float:
