@@ -41,9 +41,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .clean import _FENCE  # one definition of a code fence for cleaning and structure
+
 MAX_TITLE = 80  # a question line is short; longer lines are body text
 
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _QUESTION = re.compile(r"^(?:Q|(?i:question)|问题|问|题目)\s*\d*\s*[:：]\s*(\S.*)$")
 _ANSWER = re.compile(r"^(?:A|(?i:answer)|参考回答|参考答案|回答|答案|解答|答)\s*\d*\s*[:：]\s*(.*)$")
 _INLINE_ANSWER = re.compile(r"(?:(?<=\s)|(?<=[?？。]))(?:A\s*\d*|参考回答|参考答案|答案|答)\s*[:：]\s*")
