@@ -1,32 +1,42 @@
 """Answering a question from the knowledge base, with its sources.
 
-Without an LLM (the default) an answer is *composed*: the best bank item's
-reference answer and key points, passages from the user's documents, and
-related questions, each marked with where it came from, plus a line saying
-no model wrote it. With an LLM configured, the model writes the answer from
-the same retrieved passages (see ``llm.py``); the sources shown are the same.
+An answer is about the question asked, or there is none. The knowledge base
+returns bank items and chunks of the user's documents as two lists, each hit
+with a calibrated ``relevance`` (see ``relevance.py``); a hit at or above
+``relevance.ANSWER`` *answers* the question. The best answering hit leads,
+whichever list it comes from, so a user's notes lead when the bank has no
+answer; a document that also answers is shown and cited beside a bank answer.
+When nothing answers, the coach says so and lists the nearest passages as
+"可能相关", never as the answer.
 
-When nothing retrieved is close enough to the question, the coach says so
-instead of answering. A short follow-up such as "那LN呢?" is read in the
-light of the previous question: the concept it names replaces the one the
-previous question named ("BN层为什么要加γ和β?" -> "LN层为什么要加γ和β?").
+Without an LLM (the default) an answer is *composed* from the hits, every
+part marked with its source number. With an LLM configured, the model writes
+the answer from the same hits (see ``llm.py``); the sources are the same.
+
+A short follow-up such as "那LN呢?" is read in the light of the previous
+question: the concept it names replaces the one the previous question named
+("BN层为什么要加γ和β?" -> "LN层为什么要加γ和β?"), and the comparison of the two
+("LN和BN有什么区别") is looked up too. A hit that does not name the new
+concept in its question can never answer such a follow-up, so the previous
+concept's answer is never returned for the new one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Iterator
 
-import numpy as np
 import yaml
 
 from .config import RESOURCES
 from .limits import check_query
-from .retrieve import Hit
+from .relevance import named_terms as _named_terms
+from .retrieve import Hit, Lookup
 from .text import compact, meaningful_length, normalize
 
-RELEVANCE_MIN = 0.30  # best cosine between the query and a hit's question or text
+MAX_PREVIOUS = 500  # characters of the previous question kept for reading a follow-up
 
 
 @lru_cache(maxsize=1)
@@ -43,10 +53,12 @@ class Source:
     snippet: str
     item_id: str | None = None
     position: int = 0
+    relevance: float = 0.0
+    role: str = "answer"  # "answer": it answers the question; "related": 可能相关 only
 
     @classmethod
-    def from_hit(cls, n: int, hit: Hit) -> "Source":
-        return cls(n, hit.kind, hit.source, hit.title, hit.text[:300], hit.item_id, hit.position)
+    def from_hit(cls, n: int, hit: Hit, role: str) -> "Source":
+        return cls(n, hit.kind, hit.source, hit.title, hit.text[:300], hit.item_id, hit.position, hit.relevance, role)
 
     @property
     def label(self) -> str:
@@ -59,25 +71,69 @@ class ChatAnswer:
     query: str  # as searched (after reading it in context)
     text: str  # Markdown
     sources: list[Source] = field(default_factory=list)
-    grounded: bool = True
+    grounded: bool = True  # False when nothing in the knowledge base answers the question
     model: str = "offline"
+    relevance: float = 0.0  # of the leading source; 0 when the coach abstained
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """How a question was read in context: what to search, and the subject it switched to."""
+
+    query: str
+    subject: str | None = None  # "§layer-norm" for a glossary concept, else the name as typed ("lion")
+    alternatives: tuple[str, ...] = ()  # other readings, looked up as well ("LN和BN有什么区别", "LN")
 
 
 class ChatEngine:
     def __init__(self, kb, llm=None):
         self.kb, self.llm = kb, llm
-        self._vectors: dict[str, np.ndarray] = {}  # hit text -> embedding; hits repeat across questions
+
+    def read_follow_up(self, question: str, previous: str | None) -> FollowUp:
+        """Read a short follow-up in the light of the previous question.
+
+        "那LN呢?" after "BN层为什么要加γ和β?" switches the subject: it is searched as
+        "LN层为什么要加γ和β?", as "LN和BN有什么区别" and as "LN". "为什么?" or "具体公式是什么"
+        has no subject of its own, so it is searched together with the previous question.
+        A question with a subject of its own is searched as it is.
+        """
+        previous = (previous or "")[:MAX_PREVIOUS]
+        if not previous or meaningful_length(question) > 16:
+            return FollowUp(question)
+        glossary = self.kb.bank.glossary
+        subject = _switched_subject(question)
+        if subject:
+            concepts = glossary.concepts_in(subject)
+            old = [c for c in glossary.concepts_in(previous) if c not in concepts]
+            names = [n for n in _named_terms(subject) if glossary.concept_of(n) is None]
+            key = names[0] if names else f"§{concepts[0]}" if concepts else compact(subject)
+            readings = []
+            if old:
+                old_name = _name_as_typed(previous, old[0], glossary)
+                if concepts:
+                    readings.append(_replace_concept(previous, old[0], subject, glossary))
+                readings.append(f"{subject}和{old_name}有什么区别")
+            readings.append(subject)
+            return FollowUp(readings[0], key, tuple(readings[1:]))
+        if glossary.concepts_in(question) or _named(question):
+            return FollowUp(question)
+        return FollowUp(f"{previous} {question}", None, (previous,))
 
     def contextualize(self, question: str, previous: str | None) -> str:
-        """Rewrite a short follow-up using the previous question (see module docstring)."""
-        if not previous or not _looks_like_follow_up(question):
-            return question
-        glossary = self.kb.bank.glossary
-        new = glossary.concepts_in(question)
-        old = glossary.concepts_in(previous)
-        if new and old:
-            return _replace_concept(previous, old[0], _name_as_typed(question, new[0], glossary), glossary)
-        return f"{previous} {question}"
+        return self.read_follow_up(question, previous).query
+
+    def find(self, question: str, previous: str | None = None) -> Lookup:
+        """The knowledge base's hits for ``question`` read in context (what chat and grading share)."""
+        reading = self.read_follow_up(question, previous)
+        merged = None
+        for query in (reading.query, *reading.alternatives):  # the first reading that finds an answer wins
+            found = self.kb.lookup(query)
+            if reading.subject:
+                found = found.without(self._not_naming(found, reading.subject))
+            if found.answer is not None:
+                return replace(found, query=reading.query)
+            merged = found if merged is None else merged.merged(found)
+        return merged
 
     def answer(self, question: str, previous: str | None = None) -> ChatAnswer:
         """The whole answer at once (the CLI and the API); ``stream`` yields it in pieces."""
@@ -86,68 +142,89 @@ class ChatEngine:
 
     def stream(self, question: str, previous: str | None = None) -> Iterator[ChatAnswer]:
         question = check_query(question)
-        query = self.contextualize(question, previous)
-        hits = [h for h in self.kb.search(query, k=5) if h]
-        relevant = self._relevant(query, hits)
-        sources = [Source.from_hit(n, h) for n, h in enumerate(relevant, 1)]
-        if not relevant:
-            yield ChatAnswer(question, query, strings()["not_found"], [], grounded=False)
+        found = self.find(question, previous)
+        lead = found.answer
+        if lead is None:
+            related = found.related()
+            sources = [Source.from_hit(n, h, "related") for n, h in enumerate(related, 1)]
+            yield ChatAnswer(question, found.query, compose_abstention(related), sources, grounded=False)
             return
+        shown = _shown(found, lead)
+        sources = [Source.from_hit(n, h, "answer" if h.answers else "related") for n, h in enumerate(shown, 1)]
         if self.llm is None:
-            text = compose_offline(relevant, self.kb.bank)
+            text = compose_offline(shown, self.kb)
             for end in _pieces(text):
-                yield ChatAnswer(question, query, text[:end], sources)
+                yield ChatAnswer(question, found.query, text[:end], sources, relevance=lead.relevance)
             return
-        yield from self._stream_llm(question, query, relevant, sources)
+        yield from self._stream_llm(question, found.query, shown, sources, lead.relevance)
 
-    def _stream_llm(self, question, query, hits, sources) -> Iterator[ChatAnswer]:
+    def _stream_llm(self, question, query, hits, sources, relevance) -> Iterator[ChatAnswer]:
         from .llm import grounded_messages
 
         messages = grounded_messages(query, [f"{h.title}\n{h.text}" for h in hits])
         text = ""
         for piece in self.llm.stream(messages):
             text += piece
-            yield ChatAnswer(question, query, text, sources, model=self.llm.id)
+            yield ChatAnswer(question, query, text, sources, model=self.llm.id, relevance=relevance)
 
-    def _relevant(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """Hits whose question or text is close enough in meaning to the query."""
-        if not hits:
-            return []
-        q = self.kb.embedder.embed_queries([self.kb.bank.glossary.expand(query)])[0]
-        texts = [self.kb.bank.glossary.expand(h.title or h.text[:200]) for h in hits]
-        sims = self._embed_cached(texts) @ q
-        if max(sims) < RELEVANCE_MIN and not _shares_concept(query, hits[0], self.kb.bank.glossary):
-            return []
-        return [h for h, s in zip(hits, sims) if s >= RELEVANCE_MIN * 0.8 or h is hits[0]]
-
-
-    def _embed_cached(self, texts: list[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if missing:
-            if len(self._vectors) > 20_000:  # bounded: a long-running server sees many documents
-                self._vectors.clear()
-            self._vectors.update(zip(missing, self.kb.embedder.embed_queries(missing)))
-        return np.stack([self._vectors[t] for t in texts])
+    def _not_naming(self, found: Lookup, subject: str) -> set[str]:
+        """Groups whose question does not name ``subject``: they cannot answer a follow-up about it."""
+        glossary, out = self.kb.bank.glossary, set()
+        for hit in found.bank + found.docs:
+            questions = self.kb.bank.items[hit.item_id].all_questions if hit.kind == "bank" else [hit.title]
+            if subject.startswith("§"):
+                named = any(subject[1:] in glossary.concepts_in(q) for q in questions)
+            else:
+                named = any(subject in compact(q) for q in questions)
+            if not named:
+                out.add(hit.group)
+        return out
 
 
-def compose_offline(hits: list[Hit], bank) -> str:
-    """Markdown built from retrieved hits, every part labelled with its source number."""
+def _shown(found: Lookup, lead: Hit) -> list[Hit]:
+    """The lead, up to two other answering hits (documents first), then up to three related ones."""
+    others = [h for h in found.answers if h is not lead]
+    others.sort(key=lambda h: h.kind != "doc")
+    return [lead, *others[:2], *found.related(3)]
+
+
+def compose_offline(hits: list[Hit], kb) -> str:
+    """Markdown built from the shown hits, every part labelled with its source number."""
     s = strings()
-    parts, first = [], hits[0]
-    if first.kind == "bank":
-        item = bank.items[first.item_id]
+    lead, parts = hits[0], []
+    if lead.kind == "bank":
+        item = kb.bank.items[lead.item_id]
         parts.append(f"**{item.question}** [1]\n\n{item.answer.strip()}")
         parts.append(f"**{s['key_points']}**\n" + "\n".join(f"- {kp.point}" for kp in item.key_points))
     else:
-        parts.append(f"**{first.title or first.source}** [1]\n\n{first.text.strip()}")
-    docs = [(n, h) for n, h in enumerate(hits, 1) if h.kind == "doc" and h is not first][:2]
+        parts.append(f"**{lead.title or lead.source}** [1]\n\n{lead.text.strip()}\n\n"
+                     + s["from_your_docs"].format(source=lead.source))
+    support = [(n, h) for n, h in enumerate(hits, 1) if h.answers and h is not lead]
+    docs = [(n, h) for n, h in support if h.kind == "doc"]
     if docs:
-        parts.append(f"**{s['from_docs']}**\n" + "\n".join(f"> {h.text.strip()[:200]} [{n}]" for n, h in docs))
-    related = [(n, h) for n, h in enumerate(hits, 1) if h.kind == "bank" and h is not first][:3]
+        parts.append(f"**{s['from_docs']}**\n" + "\n".join(f"> {h.text.strip()[:240]} [{n}]" for n, h in docs))
+    banks = [(n, h) for n, h in support if h.kind == "bank"]
+    if banks:
+        parts.append(f"**{s['also_bank']}**\n" + "\n".join(f"- {h.title} [{n}]" for n, h in banks))
+    related = [(n, h) for n, h in enumerate(hits, 1) if not h.answers]
     if related:
-        parts.append(f"**{s['related']}**\n" + "\n".join(f"- {h.title} [{n}]" for n, h in related))
+        parts.append(f"**{s['related']}**\n" + "\n".join(f"- {_related_label(h)} [{n}]" for n, h in related))
     parts.append(f"_{s['offline_note']}_")
     return "\n\n".join(parts)
+
+
+def compose_abstention(related: list[Hit]) -> str:
+    s = strings()
+    if not related:
+        return s["not_found"]
+    lines = "\n".join(f"- {_related_label(h)} [{n}]" for n, h in enumerate(related, 1))
+    return f"{s['no_answer']}\n\n**{s['related']}**\n{lines}"
+
+
+def _related_label(hit: Hit) -> str:
+    title = hit.title or hit.text[:60].replace("\n", " ")
+    where = "" if hit.kind == "bank" else f"（{hit.source}）"
+    return f"{title}{where} · {strings()['relevance']} {hit.relevance:.2f}"
 
 
 def _pieces(text: str, size: int = 60) -> range:
@@ -155,9 +232,39 @@ def _pieces(text: str, size: int = 60) -> range:
     return range(min(size, len(text)), len(text) + size, size)
 
 
-def _looks_like_follow_up(question: str) -> bool:
-    q = normalize(question).strip()
-    return meaningful_length(q) <= 12 and (q.endswith(("呢", "呢?", "呢？")) or q.startswith(tuple(strings()["follow_up_prefixes"])))
+_SWITCH = re.compile(r"^(?:那么|那|还有|另外|如果是|换成|and|what about|how about)?\s*(.{1,24}?)\s*(?:呢|的呢|又如何|怎么样|怎样)?\s*[?？。.!！]*$",
+                     re.IGNORECASE)
+
+
+def _switched_subject(question: str) -> str | None:
+    """The new subject of a "那X呢?" / "X呢" / "what about X?" follow-up, as typed, else None.
+
+    >>> _switched_subject("那LN呢?"), _switched_subject("what about Adam?"), _switched_subject("为什么?")
+    ('LN', 'Adam', None)
+    """
+    text = question.strip()
+    lowered = normalize(text)
+    marked = lowered.rstrip("?？。.!！ ").endswith(("呢", "又如何")) or lowered.startswith(
+        tuple(strings()["follow_up_prefixes"]))
+    match = _SWITCH.match(text)
+    if not marked or not match:
+        return None
+    subject = match.group(1).strip()
+    if not subject or _QUESTION_WORDS.search(subject):
+        return None
+    # a thing has a name: Latin script, a glossary term, or a short noun ("互信息"), not "推理的时候"
+    if _LATIN_NAME.search(subject) or (len(subject) <= 6 and "的" not in subject):
+        return subject
+    return None
+
+
+_QUESTION_WORDS = re.compile(r"为什么|为啥|怎么|如何|什么|啥|哪|吗|是否|还是|\bwhy\b|\bhow\b|\bwhat\b|\bwhich\b")
+_LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-+]+")
+
+
+def _named(question: str) -> bool:
+    """Does the question name something in Latin script (LoRA, ZeRO)? Then it has a subject."""
+    return bool(_named_terms(question))
 
 
 def _replace_concept(previous: str, concept_id: str, new_name: str, glossary) -> str:
@@ -172,8 +279,3 @@ def _name_as_typed(question: str, concept_id: str, glossary) -> str:
     """The concept's name as it appears in the question ("LN"), else its canonical name."""
     names = sorted(glossary.concepts[concept_id].names, key=len, reverse=True)
     return next((n for n in names if n and n.lower() in question.lower()), names[-1])
-
-
-def _shares_concept(query: str, hit: Hit, glossary) -> bool:
-    wanted = set(glossary.concepts_in(query))
-    return bool(wanted & set(glossary.concepts_in(hit.title + " " + hit.text)))

@@ -276,7 +276,8 @@ def print_grade(result) -> None:
         click.secho(f"{result.verdict}: {result.feedback[0]}", fg="yellow")
     else:
         click.secho(f"{result.score:.1f}/10  {result.verdict}", bold=True)
-    where = f"bank:{result.item_id}" if result.item_id else "retrieved passages"
+    where = ({"bank": f"bank:{result.item_id}", "document": ", ".join(str(s["source"]) for s in result.sources)}
+             .get(result.basis, "no matching question"))
     click.echo(f"题目: {result.question}  [{where}]")
     for p in result.covered:
         click.secho(f"  ✓ {p.point}", fg="green")
@@ -377,6 +378,23 @@ def eval_scale(chunks):
     with progress_bar() as report:
         row = evaluate_scale(knowledge(None, report), chunks)
     click.echo(format_table([row]))
+
+
+@eval_group.command("abstain")
+@click.option("--set", "dev_set", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The abstention set folder (default corpus/eval/abstain).")
+@click.option("--seeds", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder holding the two sample pages (default ../shared/seeds).")
+@click.option("--fit", is_flag=True, help="Refit the relevance model on the tune half first (writes resources/relevance.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def eval_abstain(dev_set, seeds, fit, as_json):
+    """Answered, right-when-answered and wrong-answer rates, per half of the abstention set."""
+    from .config import Settings
+    from .evaluate_abstain import evaluate_abstain, format_report
+
+    with progress_bar() as report:
+        result = evaluate_abstain(Settings.from_env(), dev_set, seeds, fit=fit, progress=report)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=1) if as_json else format_report(result))
 
 
 # ---- mock interview -----------------------------------------------------------

@@ -23,7 +23,7 @@ configured, may rewrite the feedback, never the score.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -42,7 +42,7 @@ TERM_WEIGHT = 0.55  # share of coverage from terms; the rest from meaning
 COVERED = 0.5
 KEYWORD_CAP, REPEAT_CAP, MISCONCEPTION_COST = 4.0, 2.0, 2.0
 MISCONCEPTION_SIM = 0.40
-BANK_MATCH_SIM = 0.62  # a free-text question this close to a bank question is that item
+ALTERNATIVE_GAP = 0.10  # a second answering item this close in relevance is graded too
 # Denials of a claim ("γ和β不是超参数"); "不会/不能" are left out because claims use them too ("训练中不会改变").
 _NEGATION = re.compile(r"不是|并非|并不|不对|错误|误区|误解|\bnot\b|n't|\bwrong\b")
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
@@ -79,7 +79,7 @@ class Grade:
     verdict: str
     item_id: str | None
     question: str
-    basis: str  # "bank" or "retrieved"
+    basis: str  # "bank", "document" (a Q&A pair of the user's documents) or "none" (nothing to grade against)
     covered: list[PointResult] = field(default_factory=list)
     missing: list[PointResult] = field(default_factory=list)
     misconceptions: list[FoundMisconception] = field(default_factory=list)
@@ -94,18 +94,22 @@ class Grade:
 
 @dataclass(frozen=True)
 class Reference:
-    """What an answer is graded against: a bank item, or points drawn from retrieved passages."""
+    """What an answer is graded against: a bank item, or a Q&A pair of the user's documents."""
 
     question: str
     key_points: tuple[KeyPoint, ...]
     misconceptions: tuple[Misconception, ...]
     model_answer: str
     item_id: str | None
-    basis: str
+    basis: str  # "bank", "document", or "none" when nothing answers the question
     sources: tuple[dict, ...]
+    alternatives: tuple[str, ...] = ()  # other items that answer the question about as well
 
     @classmethod
     def from_item(cls, item: BankItem) -> "Reference":
+        if item.id.startswith("doc-"):  # a Q&A pair of the user's documents (see documents.py)
+            source = {"source": item.file, "item_id": item.id, "title": item.question}
+            return cls(item.question, item.key_points, (), item.answer, item.id, "document", (source,))
         source = {"source": "bank", "item_id": item.id, "title": item.question, "file": item.file}
         return cls(item.question, item.key_points, item.misconceptions, item.answer, item.id, "bank", (source,))
 
@@ -129,19 +133,34 @@ class Grader:
 
     # ---- public API ------------------------------------------------------
     def grade(self, answer: str, item_id: str | None = None, question: str | None = None) -> Grade:
-        """Grade ``answer`` to a bank item (by id) or to a free-text question."""
-        return self.grade_reference(self.reference(item_id=item_id, question=question), answer)
+        """Grade ``answer`` to a bank item (by id) or to a free-text question.
+
+        When another item answers a free-text question about as well, the answer is graded
+        against both and keeps the reference it fits; the feedback names the other one.
+        """
+        ref = self.reference(item_id=item_id, question=question)
+        grade = self.grade_reference(ref, answer)
+        for other in ref.alternatives:
+            alt = self.grade_reference(Reference.from_item(self.kb.catalog.get(other)), answer)
+            if (alt.score or 0) > (grade.score or 0):
+                alt.feedback.insert(0, feedback_text()["alternative"].format(question=ref.question))
+                grade = alt
+            elif grade.score is not None:
+                grade.feedback.insert(0, feedback_text()["alternative"].format(question=alt.question))
+        return grade
 
     def grade_reference(self, ref: "Reference", answer: str) -> Grade:
         """Grade ``answer`` against an explicit reference (e.g. only the points a follow-up probes)."""
         answer = check_answer(answer)
+        if ref.basis == "none":
+            return self._unmatched(ref)
         if is_non_answer(answer):
             return self._empty(ref)
         return self._grade(ref, answer)
 
     def reference(self, item_id: str | None = None, question: str | None = None) -> Reference:
         if item_id:
-            return Reference.from_item(self.kb.bank.get(item_id))
+            return Reference.from_item(self.kb.catalog.get(item_id))
         question = (question or "").strip()
         if not question:
             raise InputError("Give a question (a bank item id or the question text) to grade against.")
@@ -151,33 +170,30 @@ class Grader:
 
     # ---- matching a free-text question -----------------------------------
     def _match_question(self, question: str) -> Reference:
-        hits = self.kb.search(question, k=3, kind="bank")
-        if hits:
-            item = self.kb.bank.get(hits[0].item_id)
-            if self._question_similarity(question, item) >= BANK_MATCH_SIM:
-                return Reference.from_item(item)
-        return self._reference_from_passages(question)
+        """The bank item or document Q&A pair that answers ``question``, by calibrated relevance.
 
-    def _question_similarity(self, question: str, item: BankItem) -> float:
-        if compact(question) in {compact(q) for q in item.all_questions}:
-            return 1.0
-        vectors = self._embed([question] + item.all_questions)
-        return float(np.max(vectors[1:] @ vectors[0]))
-
-    def _reference_from_passages(self, question: str) -> Reference:
-        """Key points from the best passages when no bank item matches."""
-        hits = self.kb.search(question, k=3)
-        glossary, points, sources = self.kb.bank.glossary, [], []
-        for hit in hits:
-            sources.append({"source": hit.source, "item_id": hit.item_id, "title": hit.title, "position": hit.position})
-            for sentence in split_sentences(hit.text)[:3]:
-                terms = tuple((t,) for t in _salient_terms(sentence, glossary))
-                if terms and meaningful_length(sentence) >= 8 and len(points) < 5:
-                    points.append(KeyPoint(sentence, terms, 1))
-        model = "\n\n".join(h.text for h in hits[:2])
-        return Reference(question, tuple(points), (), model, None, "retrieved", tuple(sources))
+        Nothing answering means nothing to grade against: the reference has basis "none",
+        and the grade says so with the nearest questions, instead of grading against the
+        points of an unrelated item.
+        """
+        found = self.kb.lookup(question)
+        answers = [h for h in found.answers if h.kind == "bank" or h.title]
+        if not answers:
+            near = tuple({"source": h.source, "item_id": h.item_id, "title": h.title, "relevance": h.relevance}
+                         for h in found.related(3))
+            return Reference(question, (), (), "", None, "none", near)
+        item = self.kb.catalog.get(_item_id(answers[0]))
+        close = [_item_id(h) for h in answers[1:2] if answers[0].relevance - h.relevance <= ALTERNATIVE_GAP]
+        ref = Reference.from_item(item)
+        return replace(ref, alternatives=tuple(i for i in close if i in self.kb.catalog.items and i != item.id))
 
     # ---- grading -----------------------------------------------------------
+    def _unmatched(self, ref: Reference) -> Grade:
+        text = feedback_text()
+        near = "、".join(f"「{s['title']}」" for s in ref.sources if s.get("title")) or "-"
+        return Grade(None, text["unmatched_verdict"], None, ref.question, "none",
+                     feedback=[text["unmatched"].format(near=near)], sources=list(ref.sources), flags=["unmatched"])
+
     def _empty(self, ref: Reference) -> Grade:
         text = feedback_text()
         missing = [PointResult(kp.point, kp.weight, 0.0, False, None, _source_label(ref)) for kp in ref.key_points]
@@ -346,27 +362,26 @@ def _restates(question: str, answer: str) -> bool:
     return copied or circular
 
 
-def _salient_terms(sentence: str, glossary) -> list[str]:
-    """Terms that mark a retrieved sentence's point: glossary concepts, else long words."""
-    names = [glossary.concepts[c].zh[0] for c in glossary.concepts_in(sentence)]
-    if names:
-        return names[:3]
-    from .text import tokenize
+def _item_id(hit) -> str:
+    """The catalog id of a hit: its bank item, or its document Q&A pair."""
+    from .documents import doc_item_id
 
-    return [w for w in tokenize(sentence) if len(w) >= 2][:3]
+    return hit.item_id if hit.kind == "bank" else doc_item_id(hit.source, hit.title)
 
 
 def _source_label(ref: Reference) -> str:
+    if ref.basis == "document":
+        return ref.sources[0]["source"]
     if ref.item_id:
         return f"bank:{ref.item_id}"
-    return ", ".join(dict.fromkeys(s["source"] for s in ref.sources)) or "retrieved"
+    return ", ".join(dict.fromkeys(str(s["source"]) for s in ref.sources)) or "-"
 
 
 def _feedback(ref: Reference, results, found, flags, score: float) -> list[str]:
     text = feedback_text()
     out = []
-    if ref.basis == "retrieved":
-        out.append(text["retrieved_basis"])
+    if ref.basis == "document":
+        out.append(text["document_basis"].format(source=_source_label(ref)))
     for flag in ("off_topic", "repeat", "keyword_only", "padded"):
         if flag in flags:
             out.append(text[flag])

@@ -40,7 +40,8 @@ import numpy as np
 from .errors import IndexStoreError
 
 FORMAT = "coach-index"
-VERSION = 1
+VERSION = 2  # 2 added units.chunk_kind; version 1 is still read (see _read_units)
+READABLE = (1, 2)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Unit:
     topic: str = ""
     position: int = 0
     source_hash: str = ""
+    chunk_kind: str = ""  # for documents: "qa" (a question kept with its answer), "section" or "text"
 
     @property
     def group(self) -> str:
@@ -172,13 +174,14 @@ def _write_sqlite(data: IndexData, path: Path) -> None:
     try:
         con.executescript(
             "CREATE TABLE units (id INTEGER PRIMARY KEY, kind TEXT, source TEXT, title TEXT, text TEXT,"
-            " qtexts TEXT, ptexts TEXT, item_id TEXT, topic TEXT, position INTEGER, source_hash TEXT);"
+            " qtexts TEXT, ptexts TEXT, item_id TEXT, topic TEXT, position INTEGER, source_hash TEXT,"
+            " chunk_kind TEXT);"
             "CREATE TABLE vectors (row INTEGER PRIMARY KEY, unit INTEGER, field INTEGER);"
         )
         con.executemany(
-            "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(i, u.kind, u.source, u.title, u.text, json.dumps(u.qtexts, ensure_ascii=False),
-              json.dumps(u.ptexts, ensure_ascii=False), u.item_id, u.topic, u.position, u.source_hash)
+              json.dumps(u.ptexts, ensure_ascii=False), u.item_id, u.topic, u.position, u.source_hash, u.chunk_kind)
              for i, u in enumerate(data.units)],
         )
         con.executemany("INSERT INTO vectors VALUES (?,?,?)",
@@ -225,7 +228,7 @@ def read_manifest(index_dir: Path) -> tuple[dict, Path]:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise IndexStoreError(f"The index in {index_dir} is damaged (manifest unreadable); {hint}.") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    if manifest.get("format") != FORMAT or manifest.get("version") not in READABLE:
         raise IndexStoreError(f"The index in {index_dir} has format version {manifest.get('version')!r}, "
                               f"this coach reads version {VERSION}; {hint}.")
     for name, digest in (manifest.get("files") or {}).items():
@@ -246,7 +249,8 @@ def load(index_dir: Path) -> IndexData:
     except (sqlite3.Error, ValueError):
         raise IndexStoreError(f"The index in {index_dir} is damaged (units unreadable); "
                               "run `coach index build` to rebuild it.") from None
-    units = [Unit(k, s, t, x, json.loads(q), json.loads(pt), i, tp, p, h) for k, s, t, x, q, pt, i, tp, p, h in rows]
+    units = [Unit(k, s, t, x, json.loads(q), json.loads(pt), i, tp, p, h, ck or _infer_chunk_kind(k, t))
+             for k, s, t, x, q, pt, i, tp, p, h, ck in rows]
     if len(vec) != len(vectors) or len(units) != manifest["counts"]["units"]:
         raise IndexStoreError(f"The index in {index_dir} is inconsistent; run `coach index build` to rebuild it.")
     return IndexData(
@@ -260,9 +264,20 @@ def load(index_dir: Path) -> IndexData:
 def _read_units(path: Path) -> tuple[list, list]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = con.execute("SELECT kind, source, title, text, qtexts, ptexts, item_id, topic, position, source_hash"
-                           " FROM units ORDER BY id").fetchall()
+        columns = {row[1] for row in con.execute("PRAGMA table_info(units)")}
+        chunk_kind = "chunk_kind" if "chunk_kind" in columns else "''"  # version 1 had no chunk kinds
+        rows = con.execute("SELECT kind, source, title, text, qtexts, ptexts, item_id, topic, position, source_hash,"
+                           f" {chunk_kind} FROM units ORDER BY id").fetchall()
         vec = con.execute("SELECT unit, field FROM vectors ORDER BY row").fetchall()
     finally:
         con.close()
     return rows, vec
+
+
+def _infer_chunk_kind(kind: str, title: str) -> str:
+    """A version-1 document chunk: a Q&A pair when its title reads as a question."""
+    if kind != "doc":
+        return ""
+    from .ingest.qa import is_question
+
+    return "qa" if title and is_question(title) else ("section" if title else "text")

@@ -81,7 +81,12 @@ class InterviewConfig:
 
     def checked(self, bank: Bank) -> "InterviewConfig":
         """This config with its values normalised, or a CoachError saying what to fix."""
-        unknown = [t for t in self.topics if t not in bank.topics]
+        from .documents import expand_topics
+
+        topics = expand_topics(self.topics, bank.topics)
+        if self.topics and not topics:
+            raise CoachError("No documents with questions are in the knowledge base yet; upload a Q&A page first.")
+        unknown = [t for t in topics if t not in bank.topics]
         if unknown:
             raise CoachError(f"Unknown topic {', '.join(map(repr, unknown))}; "
                              f"valid topic ids are: {', '.join(bank.topics)}.")
@@ -92,7 +97,7 @@ class InterviewConfig:
             raise InputError(f"Ask between 1 and {MAX_QUESTIONS} questions, not {self.questions}.")
         if self.time_limit is not None and float(self.time_limit) <= 0:
             raise InputError("The time limit must be a positive number of seconds.")
-        return replace(self, topics=tuple(dict.fromkeys(self.topics)), difficulty=difficulty,
+        return replace(self, topics=topics, difficulty=difficulty,
                        questions=int(self.questions),
                        time_limit=None if self.time_limit is None else float(self.time_limit))
 
@@ -266,11 +271,11 @@ class InterviewSession:
     def start(cls, kb, grader, history: History, config: InterviewConfig, seed: int | None = None,
               now: datetime | None = None) -> "InterviewSession":
         now = now or utcnow()
-        config = config.checked(kb.bank)
+        config = config.checked(kb.catalog)
         session_id = new_session_id(now)
         seed = seed_for(session_id) if seed is None else int(seed)
-        plan = make_plan(kb.bank, history, config, seed, now)
-        first = _main_turn(kb.bank, plan, config, asked=set(), scores=[], due_used=0)
+        plan = make_plan(kb.catalog, history, config, seed, now)
+        first = _main_turn(kb.catalog, plan, config, asked=set(), scores=[], due_used=0)
         if first is None:
             raise CoachError(interview_text()["cli"]["nothing_due"] if config.review_only else
                              "The chosen topics have no questions yet; pick other topics or add items to the bank.")
@@ -354,11 +359,11 @@ class InterviewSession:
             self._refresh()
 
     def report(self) -> "InterviewReport":
-        names = {t.id: t.zh for t in self.kb.bank.topics.values()}
+        names = {t.id: t.zh for t in self.kb.catalog.topics.values()}
         return InterviewReport.build(self.history, self.id, names)
 
     def _grade(self, question: Question, text: str) -> Grade:
-        item = self.kb.bank.get(question.item_id)
+        item = self.kb.catalog.get(question.item_id)
         if question.kind != "probe":
             return self.grader.grade(text, item_id=item.id)
         grade = self.grader.grade_reference(probe_reference(item, question.point), text)
@@ -370,7 +375,7 @@ class InterviewSession:
     def _next_turn(self, question: Question, grade: Grade, score: float) -> NewTurn | None:
         if question.kind == "question":
             asked = {t.item_id for t in self._all}
-            follow_up = choose_follow_up(self.kb.bank.get(question.item_id), grade, self.kb.bank, asked)
+            follow_up = choose_follow_up(self.kb.catalog.get(question.item_id), grade, self.kb.catalog, asked)
             if follow_up is not None:
                 return follow_up
         return self._next_main(extra_scores=[score] if question.kind == "question" else [])
@@ -381,7 +386,7 @@ class InterviewSession:
             return None
         scores = [t.score for t in main if t.answered] + extra_scores
         due_used = sum(t.item_id in self.plan["due"] for t in main)
-        return _main_turn(self.kb.bank, self.plan, self.config, {t.item_id for t in self._all}, scores, due_used)
+        return _main_turn(self.kb.catalog, self.plan, self.config, {t.item_id for t in self._all}, scores, due_used)
 
 
 def _main_turn(bank: Bank, plan: dict, config: InterviewConfig, asked: set[str], scores: list[float],

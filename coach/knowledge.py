@@ -29,7 +29,7 @@ from .bank import Bank, BankItem
 from .config import Settings
 from .errors import CoachError, IngestError
 from .index import IndexData, Unit
-from .retrieve import Hit, Retriever
+from .retrieve import Hit, Lookup, Retriever
 
 # progress(stage, done, total): every long step reports through it
 Progress = Callable[[str, int, int], None]
@@ -59,6 +59,7 @@ class KnowledgeBase:
         self.progress = progress or _quiet
         self._data: IndexData | None = None
         self._retriever: Retriever | None = None
+        self._catalog: tuple[IndexData, Bank] | None = None
 
     @cached_property
     def bank(self) -> Bank:
@@ -86,9 +87,20 @@ class KnowledgeBase:
         return self._data
 
     @property
+    def catalog(self) -> Bank:
+        """The bank plus the Q&A pairs of the user's documents as items (see ``documents.py``)."""
+        data = self.data
+        if self._catalog is None or self._catalog[0] is not data:
+            from .documents import catalog
+
+            self._catalog = (data, catalog(self.bank, data))
+        return self._catalog[1]
+
+    @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            self._retriever = Retriever(self.data, self.embedder, self.bank.glossary, self.reranker)
+            self._retriever = Retriever(self.data, self.embedder, self.bank.glossary, self.reranker,
+                                        model=getattr(self, "_relevance_model", None))
         return self._retriever
 
     def _load_fresh(self) -> IndexData:
@@ -135,6 +147,15 @@ class KnowledgeBase:
     def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None) -> list[Hit]:
         return self.retriever.search(query, k=k, mode=mode, kind=kind)
 
+    def set_relevance_model(self, model) -> None:
+        """Use ``model`` instead of the shipped relevance weights (benchmarks and fitting)."""
+        self._relevance_model = model
+        self._retriever = None
+
+    def lookup(self, query: str, per_kind: int = 8) -> Lookup:
+        """Bank items and document chunks for ``query``, apart, each with its calibrated relevance."""
+        return self.retriever.lookup(query, per_kind)
+
     # ---- internals -----------------------------------------------------
     def _chunk_files(self, paths, existing: dict[str, str]) -> tuple[IngestReport, list[Unit]]:
         from .ingest import load_chunks
@@ -153,7 +174,7 @@ class KnowledgeBase:
                 report.errors[path.name] = str(exc)
                 continue
             units += [Unit(kind="doc", source=c.source, title=c.title, text=c.text, qtexts=[c.title] if c.title else [],
-                           position=c.position, source_hash=digest) for c in chunks]
+                           position=c.position, source_hash=digest, chunk_kind=c.kind) for c in chunks]
             report.added[path.name] = len(chunks)
         self.progress("reading documents", len(paths), len(paths))
         return report, units

@@ -25,11 +25,12 @@ candidates when the user configures one.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from . import relevance as rel
 from .glossary import Glossary
 from .index import IndexData, Unit
 from .text import add_words, compact, tokenize
@@ -55,9 +56,64 @@ class Hit:
     kind: str
     position: int
     topic: str
+    relevance: float = 0.0  # calibrated probability that this hit answers the query (see relevance.py)
+    features: dict = field(default_factory=dict, repr=False, compare=False)  # the signals behind relevance
+
+    @property
+    def answers(self) -> bool:
+        return self.relevance >= rel.ANSWER
+
+    @property
+    def group(self) -> str:
+        return f"bank:{self.item_id}" if self.kind == "bank" else f"doc:{self.source}#{self.title or self.position}"
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("features")
+        return out
+
+
+@dataclass
+class Lookup:
+    """What the knowledge base holds for one query: bank items and document chunks, apart.
+
+    Each list is sorted by calibrated relevance. ``answer`` is the best hit that answers
+    the query (relevance >= ``relevance.ANSWER``), from either list; when a document and
+    a bank item both answer, the higher relevance leads and the other supports it.
+    """
+
+    query: str
+    bank: list[Hit]
+    docs: list[Hit]
+
+    @property
+    def answers(self) -> list[Hit]:
+        """Every answering hit, best first (at most one per bank item or document Q&A pair)."""
+        return sorted((h for h in self.bank + self.docs if h.answers), key=lambda h: (-h.relevance, -h.score))
+
+    @property
+    def answer(self) -> Hit | None:
+        found = self.answers
+        return found[0] if found else None
+
+    def related(self, limit: int = 4) -> list[Hit]:
+        """Hits worth showing as "可能相关": close to the query, but not answers."""
+        near = [h for h in self.bank + self.docs if rel.RELATED <= h.relevance < rel.ANSWER]
+        return sorted(near, key=lambda h: (-h.relevance, -h.score))[:limit]
+
+    def without(self, groups: set[str]) -> "Lookup":
+        return Lookup(self.query, [h for h in self.bank if h.group not in groups],
+                      [h for h in self.docs if h.group not in groups])
+
+    def merged(self, other: "Lookup") -> "Lookup":
+        """Both lookups' hits, each group once at its best relevance (a follow-up read two ways)."""
+        def best(a: list[Hit], b: list[Hit]) -> list[Hit]:
+            by_group: dict[str, Hit] = {}
+            for hit in a + b:
+                if hit.group not in by_group or hit.relevance > by_group[hit.group].relevance:
+                    by_group[hit.group] = hit
+            return sorted(by_group.values(), key=lambda h: (-h.relevance, -h.score))
+        return Lookup(self.query, best(self.bank, other.bank), best(self.docs, other.docs))
 
 
 class Reranker(Protocol):
@@ -95,25 +151,95 @@ class _Field:
 class Retriever:
     """Search over an ``IndexData`` with one embedder and glossary, shared by every caller."""
 
-    def __init__(self, data: IndexData, embedder, glossary: Glossary, reranker: Reranker | None = None):
+    def __init__(self, data: IndexData, embedder, glossary: Glossary, reranker: Reranker | None = None,
+                 model: rel.RelevanceModel | None = None):
         self.data, self.embedder, self.glossary, self.reranker = data, embedder, glossary, reranker
+        self.model = model or rel.default_model()
         add_words(glossary.names)  # jieba keeps "批归一化" whole only once it knows the word
         units = data.units
         self.bm25_q = _Field([unit_tokens(u.qtexts, glossary) if u.qtexts else [] for u in units])
         self.bm25_b = _Field([unit_tokens([u.text], glossary) for u in units])
         self._text_keys: dict[int, str] = {}
+        self._phrasings = [[rel.content_terms(q, glossary) for q in u.qtexts] for u in units]
+        self._q_terms = [set().union(*p) if p else set() for p in self._phrasings]
+        self._b_terms: dict[int, tuple[set[str], str]] = {}
+        self._q_texts = [compact(" ".join(u.qtexts)) for u in units]
+        self.terms = rel.TermStats([t for t in self._q_terms if t])
+        order = np.argsort(data.vec_unit, kind="stable")
+        bounds = np.searchsorted(data.vec_unit[order], np.arange(len(units) + 1))
+        self._rows = [order[bounds[i]:bounds[i + 1]] for i in range(len(units))]
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None) -> list[Hit]:
-        """The ``k`` best hits for ``query``; ``kind`` keeps only "bank" or "doc" units."""
-        fused = _fuse(self._signals(query, mode), WEIGHTS[mode])
+        """The ``k`` best hits for ``query`` by fused score; ``kind`` keeps only "bank" or "doc" units.
+
+        Ranking stays by the fused score, which is what the retrieval benchmark measures;
+        every hit carries the calibrated ``relevance`` it has among its kind's candidates.
+        """
+        qvecs = self._query_vectors(query)
+        fused = _fuse(self._signals(query, mode, qvecs), WEIGHTS[mode])
         if kind:
             fused = [(u, s) for u, s in fused if self.data.units[u].kind == kind]
         fused = self._dedupe(fused, limit=max(k, 20) if self.reranker is not None else k)
         if self.reranker is not None and fused:
             fused = self._rerank(query, fused)
-        return [self._hit(rank, u, s) for rank, (u, s) in enumerate(fused[:k], 1)]
+        scored = {h.group: h for hits in self._candidates(query, qvecs, fused[:k]).values() for h in hits}
+        hits = [self._hit(rank, u, s) for rank, (u, s) in enumerate(fused[:k], 1)]
+        for hit in hits:
+            hit.relevance, hit.features = scored[hit.group].relevance, scored[hit.group].features
+        return hits
 
-    def _signals(self, query: str, mode: str) -> dict[str, dict[int, float]]:
+    def candidates(self, query: str, per_kind: int = 8) -> dict[str, list[Hit]]:
+        """Bank items and document chunks as two lists, each sorted by calibrated relevance.
+
+        The two kinds are retrieved apart so that a user's notes are never crowded out of
+        the shortlist by bank items that merely share words with the query.
+        """
+        return self._candidates(query, self._query_vectors(query), [], per_kind)
+
+    def _candidates(self, query: str, qvecs: np.ndarray, extra: list[tuple[int, float]],
+                    per_kind: int = 8) -> dict[str, list[Hit]]:
+        """Each kind's top ``per_kind`` units (plus ``extra`` ones) with features and relevance."""
+        fused = _fuse(self._signals(query, "hybrid", qvecs), WEIGHTS["hybrid"])
+        terms = rel.query_terms(query, self.glossary, self.terms)
+        out: dict[str, list[Hit]] = {}
+        for kind in ("bank", "doc"):
+            picked = self._dedupe([(u, s) for u, s in fused if self.data.units[u].kind == kind], limit=per_kind)
+            have = {self.data.units[u].group for u, _ in picked}
+            picked += [(u, s) for u, s in extra if self.data.units[u].kind == kind and self.data.units[u].group not in have]
+            feats = [self._features(terms, qvecs, u) for u, _ in picked]
+            rel.add_gaps(feats)
+            hits = [self._hit(0, u, s) for u, s in picked]
+            for hit, f in zip(hits, feats):
+                hit.features, hit.relevance = f, round(self.model.probability(f), 4)
+            hits.sort(key=lambda h: (-h.relevance, -h.score))
+            for rank, hit in enumerate(hits, 1):
+                hit.rank = rank
+            out[kind] = hits
+        return out
+
+    def lookup(self, query: str, per_kind: int = 8) -> Lookup:
+        found = self.candidates(query, per_kind)
+        return Lookup(query, found["bank"], found["doc"])
+
+    def _query_vectors(self, query: str) -> np.ndarray:
+        return self.embedder.embed_queries(list(dict.fromkeys([query, self.glossary.expand(query)])))
+
+    def _features(self, terms: rel.QueryTerms, qvecs: np.ndarray, u: int) -> dict[str, float]:
+        rows = self._rows[u]
+        sims = self.data.vectors[rows] @ qvecs.T if len(rows) else np.zeros((0, len(qvecs)))
+        fields = self.data.vec_field[rows]
+        q_cos = float(sims[fields == 0].max()) if (fields == 0).any() else 0.0
+        b_cos = float(sims[fields == 1].max()) if (fields == 1).any() else 0.0
+        if u not in self._b_terms:
+            if len(self._b_terms) > 50_000:
+                self._b_terms.clear()
+            body = self.data.units[u].text
+            self._b_terms[u] = (rel.content_terms(body, self.glossary), compact(body))
+        b_terms, b_text = self._b_terms[u]
+        q_back = rel.back_cover(terms, self._phrasings[u], self.terms)
+        return rel.features(terms, self._q_terms[u], b_terms, self._q_texts[u], b_text, q_cos, b_cos, q_back)
+
+    def _signals(self, query: str, mode: str, qvecs: np.ndarray | None) -> dict[str, dict[int, float]]:
         """Per signal, the units it scores above zero: ``{"bm25_q": {unit: score}, ...}``."""
         signals: dict[str, dict[int, float]] = {}
         if mode in ("hybrid", "bm25"):
@@ -122,14 +248,13 @@ class Retriever:
                 scores = field.scores(tokens)
                 signals[name] = {int(i): float(scores[i]) for i in np.flatnonzero(scores > 0)}
         if mode in ("hybrid", "dense") and len(self.data.vectors):
-            signals.update(self._dense(query))
+            signals.update(self._dense(qvecs))
         return signals
 
-    def _dense(self, query: str) -> dict[str, dict[int, float]]:
+    def _dense(self, qvecs: np.ndarray) -> dict[str, dict[int, float]]:
         """Best cosine per unit and field among the nearest vectors (faiss inner product)."""
-        queries = list(dict.fromkeys([query, self.glossary.expand(query)]))
         n = min(POOL * 8, len(self.data.vectors))
-        scores, rows = self.data.search_index().search(self.embedder.embed_queries(queries), n)
+        scores, rows = self.data.search_index().search(qvecs, n)
         best: dict[str, dict[int, float]] = {"dense_q": {}, "dense_b": {}}
         for score, row in zip(scores.ravel(), rows.ravel()):
             if row >= 0:

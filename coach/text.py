@@ -72,14 +72,25 @@ def add_words(words) -> None:
             jieba.add_word(normalize(word), freq=2000)
 
 
-def tokenize(text: str) -> list[str]:
-    """BM25 tokens: jieba search-mode words, without stopwords and punctuation.
+_LATIN_RUN = re.compile(r"[a-z0-9][a-z0-9+#]*(?:[-.][a-z0-9+#]+)*")
 
-    >>> tokenize("BN层为什么要加γ和β?")
-    ['bn', '层', '要加', 'γ', 'β']
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: Latin-script words whole, jieba search-mode words for the rest, without
+    stopwords and punctuation. Latin words go around jieba, which would cut "memory" into
+    "m", "em", "ory" because its dictionary knows "em".
+
+    >>> tokenize("BN层为什么要加γ和β? memory savings")
+    ['bn', '层', '要加', 'γ', 'β', 'memory', 'savings']
     """
-    stop = stopwords()
-    words = _jieba().lcut_for_search(normalize(text))
+    stop, jieba, words = stopwords(), _jieba(), []
+    norm = normalize(text)
+    start = 0
+    for m in _LATIN_RUN.finditer(norm):
+        words += jieba.lcut_for_search(norm[start:m.start()])
+        words.append(m.group(0))
+        start = m.end()
+    words += jieba.lcut_for_search(norm[start:])
     return [w for w in (w.strip() for w in words) if w and w not in stop and not _is_punct(w)]
 
 

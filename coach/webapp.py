@@ -383,10 +383,12 @@ def chat_messages(question: str, answer, final: bool) -> list[dict]:
 
 
 def basis_text(grade) -> str:
-    if grade.item_id:
-        return t("grade.basis_bank", item_id=grade.item_id)
     names = "、".join(dict.fromkeys(str(s.get("source")) for s in grade.sources)) or "-"
-    return t("grade.basis_retrieved", sources=names)
+    if grade.basis == "bank":
+        return t("grade.basis_bank", item_id=grade.item_id)
+    if grade.basis == "document":
+        return t("grade.basis_document", sources=names)
+    return t("grade.basis_none")
 
 
 def point_source(source: str) -> str:

@@ -92,10 +92,12 @@ def test_a_free_text_question_is_matched_to_the_bank(grader):
     assert grade.item_id == ITEM and grade.basis == "bank"
 
 
-def test_a_question_the_bank_lacks_is_graded_from_retrieved_passages_and_says_so(grader):
-    grade = grader.grade("用户画像主要靠埋点数据和标签体系。", question="推荐系统的用户画像怎么构建")
-    assert grade.basis == "retrieved" and grade.item_id is None
-    assert any("题库中没有" in line for line in grade.feedback)
+@pytest.mark.parametrize("question", ["推荐系统的用户画像怎么构建", "LoRA的原理是什么?", "MoE的负载均衡损失是做什么的"],
+                         ids=["user-profile", "lora", "moe"])
+def test_a_question_nothing_answers_gets_no_score_and_says_why(grader, question):
+    grade = grader.grade("用户画像主要靠埋点数据和标签体系。LoRA用低秩矩阵。", question=question)
+    assert grade.score is None and grade.basis == "none" and grade.item_id is None
+    assert not grade.missing and "不打分" in grade.feedback[0]
 
 
 def test_bad_inputs_get_one_sentence(grader):

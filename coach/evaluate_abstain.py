@@ -1,0 +1,192 @@
+"""The abstention benchmark: does the coach answer what it can, and only that?
+
+The development set (``corpus/eval/abstain/``, written blind to the bank's
+answers; see its README) has five parts:
+
+- ``answerable.jsonl``: questions a bank item answers (``gold`` ids);
+- ``unanswerable.jsonl``: real interview questions nothing answers;
+- ``notes.jsonl``: questions only the user's notes (``docs/llm_notes.md``) answer;
+- ``seeds.jsonl``: questions about the two sample pages in ``../shared/seeds``;
+- ``followups.jsonl``: a question, a short follow-up, and what answers the follow-up.
+
+The benchmark indexes the bank with the notes and the sample pages in a
+temporary folder and asks every question through the same ``ChatEngine``
+the CLI and the web app use. Every part is split in two halves by a hash of
+the question: ``--fit`` fits the relevance model (``relevance.py``) on the
+*tune* half only; the *held-out* half is never fitted on, and both are
+reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import relevance as rel
+from .config import RESOURCES
+from .errors import CoachError
+from .text import compact
+
+PARTS = ("answerable", "unanswerable", "notes", "seeds", "followups")
+SEED_FILES = ("000_bb044a5de82e6e5e.txt", "003_7b40eaba8e657ec8.txt")
+
+
+def half(row: dict) -> str:
+    """"tune" or "held-out", fixed by a hash of the question (never by anything the coach does)."""
+    text = row.get("query") or f"{row.get('previous')}\n{row.get('followup')}"
+    return "tune" if hashlib.sha256(text.encode()).digest()[0] % 2 == 0 else "held-out"
+
+
+def load_set(folder: Path) -> dict[str, list[dict]]:
+    out = {}
+    for part in PARTS:
+        path = folder / f"{part}.jsonl"
+        if not path.exists():
+            raise CoachError(f"{path} is missing; the abstention set needs all of {', '.join(PARTS)}.")
+        out[part] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return out
+
+
+def build_kb(settings, folder: Path, seeds_dir: Path, tmp: Path, progress=None):
+    """The bank plus the notes and both sample pages, indexed in ``tmp``."""
+    from .knowledge import KnowledgeBase
+
+    seeds = [seeds_dir / name for name in SEED_FILES]
+    missing = [p.name for p in seeds if not p.exists()]
+    if missing:
+        raise CoachError(f"Sample pages {', '.join(missing)} not found in {seeds_dir}; pass --seeds DIR.")
+    kb = KnowledgeBase(replace(settings, index_dir=tmp / "index"), progress=progress)
+    report = kb.build([folder / "docs" / "llm_notes.md", *seeds])
+    if report.errors:
+        raise CoachError(f"Could not index the benchmark documents: {report.errors}")
+    return kb
+
+
+def _same_section(hit, doc: str, sections: list[str]) -> bool:
+    """Is ``hit`` a chunk of the gold section (a heading may be written with its number or body)?"""
+    if hit.kind != "doc" or hit.source != doc:
+        return False
+    a = compact(hit.title)
+    for section in sections:
+        b = compact(section.lstrip("●•0123456789、. "))
+        if a and b and (a == b or a in b or b in a):
+            return True
+    return False
+
+
+def _section_of(row: dict) -> tuple[str, list[str]]:
+    doc = row["gold_doc"]
+    sections = [row[k] for k in ("gold_section", "gold_section_short", "gold_section_alt") if row.get(k)]
+    if doc == "llm_notes.md" and str(sections[0]).isdigit():  # notes rows name the heading by its number
+        sections = [NOTES_HEADINGS[int(sections[0]) - 1]]
+    return doc, sections
+
+
+NOTES_HEADINGS: list[str] = []
+
+
+def _load_notes_headings(folder: Path) -> None:
+    text = (folder / "docs" / "llm_notes.md").read_text(encoding="utf-8")
+    NOTES_HEADINGS[:] = [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
+
+
+def labelled_candidates(kb, part: str, row: dict) -> list[tuple[dict, int]]:
+    """(features, answers?) for the candidates of one row; unknowable labels are left out."""
+    found = kb.lookup(row["query"])
+    out = [(hit.features, int(hit.item_id in set(row.get("gold") or []))) for hit in found.bank]
+    if part in ("notes", "seeds"):
+        doc, sections = _section_of(row)
+        out += [(hit.features, int(_same_section(hit, doc, sections))) for hit in found.docs]
+    elif part == "unanswerable":
+        out += [(hit.features, 0) for hit in found.docs]
+    # answerable rows: a sample page may answer the same question, so its chunks get no label
+    return out
+
+
+def fit_model(kb, rows: dict[str, list[dict]]) -> rel.RelevanceModel:
+    x, y = [], []
+    for part in ("answerable", "unanswerable", "notes", "seeds"):
+        for row in rows[part]:
+            if half(row) == "tune":
+                for feats, label in labelled_candidates(kb, part, row):
+                    x.append(feats)
+                    y.append(label)
+    model = rel.fit(x, y, fitted_on=f"corpus/eval/abstain tune half: {len(x)} candidates, {sum(y)} answering")
+    (RESOURCES / "relevance.json").write_text(json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n",
+                                              encoding="utf-8")
+    return model
+
+
+def score_rows(kb, rows: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per half, the measures the abstention issue names."""
+    from .chat import ChatEngine
+
+    chat = ChatEngine(kb)
+    tallies: dict[str, dict[str, list]] = {"tune": {}, "held-out": {}}
+
+    def add(row, name, value):
+        tallies[half(row)].setdefault(name, []).append(value)
+
+    for row in rows["unanswerable"]:
+        add(row, "unanswerable: wrong answer shown", chat.find(row["query"]).answer is not None)
+    for row in rows["answerable"]:
+        found = chat.find(row["query"])
+        lead = next((h for h in found.answers if h.kind == "bank"), None)
+        add(row, "answerable: answered", lead is not None)
+        if lead is not None:
+            add(row, "answerable: right when answered", lead.item_id in set(row["gold"]))
+    for row in rows["notes"]:
+        doc, section = _section_of(row)
+        found = chat.find(row["query"])
+        add(row, "notes: answered from the notes", found.answer is not None and _same_section(found.answer, doc, section))
+        add(row, "notes, bank only: wrong answer shown", any(h.answers for h in found.bank))
+    for row in rows["seeds"]:
+        doc, section = _section_of(row)
+        answer = chat.answer(row["query"])
+        add(row, "seeds: gold passage among sources",
+            any(s.kind == "doc" and s.source == doc and _same_section(s, doc, section) for s in answer.sources))
+    for row in rows["followups"]:
+        found = chat.find(row["followup"], row["previous"])
+        if row["gold"]:  # as for answerable questions: the bank's answer (a document may lead beside it)
+            lead = next((h for h in found.answers if h.kind == "bank"), None)
+            add(row, "follow-ups: right answer", lead is not None and lead.item_id in set(row["gold"]))
+        else:
+            add(row, "follow-ups with no answer: abstained", found.answer is None)
+    return {h: {name: (float(np.mean(v)), len(v)) for name, v in t.items()} for h, t in tallies.items()}
+
+
+def evaluate_abstain(settings, folder: Path | None = None, seeds_dir: Path | None = None, fit: bool = False,
+                     progress=None) -> dict:
+    folder = Path(folder or settings.corpus_dir / "eval" / "abstain")
+    seeds_dir = Path(seeds_dir or settings.corpus_dir.parent.parent / "shared" / "seeds")
+    rows = load_set(folder)
+    _load_notes_headings(folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = build_kb(settings, folder, seeds_dir, Path(tmp), progress)
+        model = None
+        if fit:  # features do not depend on the weights, so any model serves to collect them
+            kb.set_relevance_model(rel.RelevanceModel.neutral())
+            model = fit_model(kb, rows)
+            rel.default_model.cache_clear()
+            kb.set_relevance_model(model)
+        results = score_rows(kb, rows)
+    counts = {part: len(r) for part, r in rows.items()}
+    return {"counts": counts, "results": results, "model": (model or kb.retriever.model).to_json()}
+
+
+def format_report(report: dict) -> str:
+    names = list(dict.fromkeys(n for h in report["results"].values() for n in h))
+    lines = ["| measure | tune | held-out |", "|---|---|---|"]
+    for name in names:
+        cells = []
+        for h in ("tune", "held-out"):
+            value = report["results"][h].get(name)
+            cells.append(f"{value[0]:.3f} (n={value[1]})" if value else "-")
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
+    return "\n".join(lines) + f"\n\nrows: {counts}\nmodel: {json.dumps(report['model'], ensure_ascii=False)}"

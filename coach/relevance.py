@@ -1,0 +1,218 @@
+"""Does this candidate answer this question? A calibrated probability.
+
+Retrieval ranks; it does not decide. "LoRA的原理是什么?" and "朴素贝叶斯的原理
+是什么?" share most of their words and much of their meaning, so the closest
+bank item is not an answer just because it is closest. Each candidate (a bank
+item, or a chunk of the user's documents) gets a ``relevance`` in [0, 1]: the
+probability, fitted by logistic regression on a development set, that it
+answers the query. The same number means the same thing for every query, so
+one line (``ANSWER``) decides between "答案" and "可能相关".
+
+The signals, all about the *question* a candidate answers:
+
+- ``q_cos``: the best cosine between the query (raw or glossary-expanded) and
+  the candidate's question in any phrasing (0 when it has no question);
+- ``b_cos``: the cosine between the query and the candidate's body;
+- ``q_cover``: how much of the query's content the candidate's question
+  covers, each query term weighted by its rarity (IDF over all questions),
+  glossary names folded into their concept ("BN" = "批归一化"). A term no
+  question in the index has ever used ("LoRA") weighs the most, so an item
+  that lacks it cannot look like an answer;
+- ``q_back``: the other way round, how much of the candidate's closest
+  phrasing the query asks for: "BN有什么用" asks for all of "BN的作用" but
+  little of "BN层为什么要加γ和β", so the more specific item ranks lower;
+- ``b_cover``: the same as ``q_cover`` against the body;
+- ``missing``: how many of the query's *key* terms (glossary concepts and
+  Latin-script names such as LoRA, RLHF, MoE, ConvLSTM) the candidate's
+  question and tags do not name; ``missing_all``: how many its body does not
+  name either;
+- ``has_q``: whether the candidate has a question at all (a plain document
+  section is matched on its body alone);
+- ``gap``: how far the candidate's ``q_cos`` stands above the best of the
+  other candidates of its kind: an answer usually stands out, while for a
+  question nothing answers, several items are about equally (un)like it.
+
+The weights live in ``resources/relevance.json`` with the data they were
+fitted on; ``coach eval abstain --fit`` refits them from the tuning half of
+the development set and never sees the held-out half.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .config import RESOURCES
+from .text import compact, tokenize
+
+FEATURES = ("q_cos", "b_cos", "q_cover", "q_back", "b_cover", "missing", "missing_all", "has_q", "gap")
+FORMAT, VERSION = "coach-relevance", 1
+ANSWER = 0.5  # a candidate at or above this is presented as the answer
+RELATED = 0.12  # below this a candidate is not worth showing even as "可能相关"
+# Latin words that carry no topic of their own in an interview question.
+_GENERIC_LATIN = frozenset("""a an the of in on for to and or is are be what why how when which who does do did
+can could should would vs versus with without between about explain describe difference differences
+difference compare compared use used using work works working mean means it its this that these those
+there their your you we i my me as at by from into than then so if not no yes model models layer layers
+network networks deep learning machine ml dl ai method methods""".split())
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    """A logistic model over ``FEATURES``: ``p = sigmoid(w . x + b)``."""
+
+    weights: tuple[float, ...]
+    bias: float
+    fitted_on: str = ""
+
+    @classmethod
+    def load(cls, path=None) -> "RelevanceModel":
+        from .errors import CoachError
+
+        path = path or RESOURCES / "relevance.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise CoachError(f"{path.name} is missing or not JSON; reinstall the coach or run `coach eval abstain --fit`.") from None
+        if data.get("format") != FORMAT or data.get("version") != VERSION or tuple(data.get("features", ())) != FEATURES:
+            raise CoachError(f"{path.name} was written for other relevance features; run `coach eval abstain --fit`.")
+        return cls(tuple(float(w) for w in data["weights"]), float(data["bias"]), str(data.get("fitted_on", "")))
+
+    @classmethod
+    def neutral(cls) -> "RelevanceModel":
+        """Every candidate at 0.5: what fitting starts from, before any weights exist."""
+        return cls(tuple(0.0 for _ in FEATURES), 0.0, "neutral")
+
+    def to_json(self, **extra) -> dict:
+        return {"format": FORMAT, "version": VERSION, "features": list(FEATURES),
+                "weights": [round(w, 6) for w in self.weights], "bias": round(self.bias, 6),
+                "fitted_on": self.fitted_on, **extra}
+
+    def probability(self, features: dict[str, float]) -> float:
+        z = self.bias + sum(w * features[name] for w, name in zip(self.weights, FEATURES))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+@lru_cache(maxsize=1)
+def default_model() -> RelevanceModel:
+    return RelevanceModel.load()
+
+
+@dataclass
+class QueryTerms:
+    """The content of a query: weighted terms, and the key ones a candidate must name."""
+
+    weights: dict[str, float]  # term -> IDF
+    key: frozenset[str]  # glossary concepts ("§id") and Latin-script terms
+
+
+class TermStats:
+    """Document frequencies of question terms over every unit of an index."""
+
+    def __init__(self, question_terms: list[set[str]]):
+        self.n = max(1, len(question_terms))
+        self.df: dict[str, int] = {}
+        for terms in question_terms:
+            for t in terms:
+                self.df[t] = self.df.get(t, 0) + 1
+
+    def idf(self, term: str) -> float:
+        # A term no question has used is as rare as can be: it weighs the most.
+        return math.log(1 + self.n / (1 + self.df.get(term, 0)))
+
+
+def content_terms(text: str, glossary) -> set[str]:
+    """Tokens of ``text`` with every glossary name folded into one ``§concept`` term.
+
+    >>> sorted(content_terms("BN层的作用", glossary))   # doctest: +SKIP
+    ['§batch-norm', '作用', '层']
+    """
+    concepts = glossary.concepts_in(text)
+    names = [compact(n) for cid in concepts for n in glossary.concepts[cid].names if n]
+    terms = {f"§{cid}" for cid in concepts}
+    for token in tokenize(text):
+        form = compact(token)
+        if form and not any(form in name for name in names):
+            terms.add(form)
+    return terms
+
+
+def query_terms(query: str, glossary, stats: TermStats) -> QueryTerms:
+    terms = content_terms(query, glossary)
+    concepts = {t for t in terms if t.startswith("§")}
+    known = [compact(n) for c in concepts for n in glossary.concepts[c[1:]].names if n]
+    names = {w for w in named_terms(query) if glossary.concept_of(w) is None and not any(w in n for n in known)}
+    return QueryTerms({t: stats.idf(t) for t in terms}, frozenset(concepts | names))
+
+
+def uncovered(query: QueryTerms, terms: set[str], text: str) -> int:
+    """How many key terms of the query a candidate does not name: concepts by id, names as written."""
+    return sum(1 for k in query.key if (k not in terms if k.startswith("§") else k not in text))
+
+
+def named_terms(query: str) -> set[str]:
+    """Latin-script words that name something: any in a Chinese question ("lora原理"), and in
+    an English one only those written like names or acronyms (LoRA, RLHF, YOLOv3, t-SNE)."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9\-+._]*[A-Za-z0-9+]|[A-Za-z]", query)
+    chinese = len(re.findall(r"[\u4e00-\u9fff]", query)) >= len(words)
+    named = {w for w in words if chinese or any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w)
+             or (w.isupper() and len(w) >= 2) or any(c in "._" for c in w)}
+    return {w.lower() for w in named if len(w) >= 2 and w.lower() not in _GENERIC_LATIN}
+
+
+def cover(query: QueryTerms, terms: set[str]) -> float:
+    """IDF-weighted share of the query's terms found in ``terms`` (1.0 for an empty query)."""
+    total = sum(query.weights.values())
+    if total <= 0:
+        return 1.0
+    return sum(w for t, w in query.weights.items() if t in terms) / total
+
+
+def back_cover(query: QueryTerms, phrasings: list[set[str]], stats: TermStats) -> float:
+    """The best share, over a candidate's phrasings, of the phrasing's terms that the query names."""
+    best = 0.0
+    for terms in phrasings:
+        total = sum(stats.idf(t) for t in terms)
+        if total > 0:
+            best = max(best, sum(stats.idf(t) for t in terms if t in query.weights) / total)
+    return best
+
+
+def features(query: QueryTerms, q_terms: set[str], b_terms: set[str], q_text: str, b_text: str,
+             q_cos: float, b_cos: float, q_back: float) -> dict[str, float]:
+    """The signals of one candidate; ``q_text`` and ``b_text`` are its question and body, compacted."""
+    has_question = bool(q_terms)
+    missing_q = uncovered(query, q_terms, q_text) if has_question else uncovered(query, b_terms, b_text)
+    return {
+        "q_cos": float(q_cos) if has_question else 0.0,
+        "b_cos": float(b_cos),
+        "q_cover": cover(query, q_terms) if has_question else 0.0,
+        "q_back": float(q_back) if has_question else 0.0,
+        "b_cover": cover(query, b_terms),
+        "missing": float(missing_q),
+        "missing_all": float(min(missing_q, uncovered(query, q_terms | b_terms, q_text + b_text))),
+        "has_q": 1.0 if has_question else 0.0,
+        "gap": 0.0,  # filled in by add_gaps, once the other candidates are known
+    }
+
+
+def add_gaps(rows: list[dict[str, float]]) -> None:
+    """Set each row's ``gap``: its match on the question minus the best other row's."""
+    signal = [r["q_cos"] if r["has_q"] else r["b_cos"] for r in rows]
+    for i, row in enumerate(rows):
+        others = signal[:i] + signal[i + 1:]
+        row["gap"] = signal[i] - max(others) if others else 0.0
+
+
+def fit(rows: list[dict[str, float]], labels: list[int], fitted_on: str) -> RelevanceModel:
+    """Logistic regression over ``FEATURES`` (scikit-learn, L2, balanced classes)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float64)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(x, np.array(labels))
+    return RelevanceModel(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]), fitted_on)
