@@ -170,7 +170,8 @@ def search(index_dir, query, k, as_json, batch, mode):
         return
     for hit in hits:
         where = f"bank:{hit.item_id}" if hit.item_id else f"{hit.source} #{hit.position}"
-        click.secho(f"{hit.rank}. {hit.title or hit.text[:40]}  [{where}] {hit.score:.4f}", bold=True)
+        click.secho(f"{hit.rank}. {hit.title or hit.text[:40]}  [{where}] score {hit.score:.4f}  "
+                    f"relevance {hit.relevance:.2f}", bold=True)
         click.echo("   " + hit.text[:160].replace("\n", " "))
 
 
@@ -195,7 +196,8 @@ def ask(index_dir, question, as_json):
         answer = engine.answer(question)
         if as_json:
             click.echo(json.dumps({"answer": answer.text, "query": answer.query, "grounded": answer.grounded,
-                                   "sources": [asdict(s) for s in answer.sources]}, ensure_ascii=False, indent=1))
+                                   "relevance": answer.relevance, "sources": [asdict(s) for s in answer.sources]},
+                                  ensure_ascii=False, indent=1))
         else:
             _print_answer(answer)
         return
@@ -216,8 +218,9 @@ def ask(index_dir, question, as_json):
 
 def _print_answer(answer) -> None:
     click.echo(answer.text)
+    roles = {"answer": "答案", "related": "可能相关"}
     for src in answer.sources:
-        click.secho(f"  [{src.n}] {src.label}", fg="cyan")
+        click.secho(f"  [{src.n}] {roles.get(src.role, src.role)} · {src.label}  (relevance {src.relevance:.2f})", fg="cyan")
 
 
 # ---- grading ----------------------------------------------------------------
@@ -502,7 +505,7 @@ def _run_interview(session, settings) -> None:
     try:
         while not session.finished:
             _show_question(console, session.current, sum(not t.is_follow_up for t in session.turns) + 1, text,
-                           session.kb.bank.topics)
+                           session.kb.catalog.topics)
             shown = time.monotonic()  # the clock starts when the candidate can read the question
             answer = _read_answer(console, interactive, text["cli"]["prompt"])
             if answer is None:

@@ -30,6 +30,7 @@ from .config import Settings
 from .errors import CoachError, IngestError
 from .index import IndexData, Unit
 from .retrieve import Hit, Lookup, Retriever
+from .text import meaningful_length
 
 # progress(stage, done, total): every long step reports through it
 Progress = Callable[[str, int, int], None]
@@ -51,6 +52,23 @@ def bank_unit(item: BankItem) -> Unit:
     return Unit(kind="bank", source="bank", title=item.question, text=f"{item.answer}\n要点:\n{points}",
                 qtexts=[*item.all_questions, " ".join(item.tags)], ptexts=[kp.point for kp in item.key_points],
                 item_id=item.id, topic=item.topic)
+
+
+def doc_unit(chunk, digest: str) -> Unit:
+    """A document chunk as a unit: only a Q&A pair has a question field.
+
+    A title such as "relu" or "Adam" is a topic more than a question, and one word embeds
+    poorly, so a short question is embedded with the start of its answer.
+    """
+    qtexts = []
+    if chunk.kind == "qa" and chunk.title:
+        short = meaningful_length(chunk.title) <= SHORT_TITLE
+        qtexts = [f"{chunk.title}：{chunk.text[:80]}" if short else chunk.title]
+    return Unit(kind="doc", source=chunk.source, title=chunk.title, text=chunk.text, qtexts=qtexts,
+                position=chunk.position, source_hash=digest, chunk_kind=chunk.kind)
+
+
+SHORT_TITLE = 6  # meaningful characters
 
 
 class KnowledgeBase:
@@ -173,8 +191,7 @@ class KnowledgeBase:
             except IngestError as exc:
                 report.errors[path.name] = str(exc)
                 continue
-            units += [Unit(kind="doc", source=c.source, title=c.title, text=c.text, qtexts=[c.title] if c.title else [],
-                           position=c.position, source_hash=digest, chunk_kind=c.kind) for c in chunks]
+            units += [doc_unit(c, digest) for c in chunks]
             report.added[path.name] = len(chunks)
         self.progress("reading documents", len(paths), len(paths))
         return report, units

@@ -145,8 +145,12 @@ class Coach:
                  docs=len(self.kb.sources()), mode=mode)
 
     def topic_name(self, topic: str) -> str:
-        found = self.kb.bank.topics.get(topic)
+        found = self.kb.catalog.topics.get(topic)
         return found.zh if found else topic
+
+    def topic_choices(self) -> list[tuple[str, str]]:
+        """Bank topics, then "my documents" and each document that has questions."""
+        return [(tp.zh, tp.id) for tp in self.kb.catalog.topics.values()]
 
     def source_rows(self) -> list[list]:
         return [[name, info["chunks"]] for name, info in sorted(self.kb.sources().items())]
@@ -356,17 +360,19 @@ def source_label(source) -> str:
 
 
 def sources_markdown(sources) -> str:
-    """The expandable block under an answer: a line per source with its label, title and snippet."""
+    """The expandable block under an answer: a line per source with its role, label, relevance and snippet."""
     lines = []
     for s in sources:
         snippet = " ".join(s.snippet.split())[:180]
-        lines.append(t("chat.source_line", n=s.n, label=source_label(s), title=" ".join(s.title.split())))
+        lines.append(t("chat.source_line", n=s.n, role=t(f"chat.role_{s.role}"), label=source_label(s),
+                       title=" ".join(s.title.split()), relevance=f"{s.relevance:.2f}"))
         lines.append(f"> {snippet}…\n" if snippet else "")
     return "\n".join(lines)
 
 
 def answer_json(answer) -> dict:
     return {"question": answer.question, "query": answer.query, "grounded": answer.grounded, "model": answer.model,
+            "relevance": answer.relevance,
             "sources": [asdict(s) | {"label": source_label(s)} for s in answer.sources]}
 
 
@@ -544,7 +550,7 @@ def build_app(coach: Coach):
         with gr.Tabs() as tabs:
             with gr.Tab(t("tabs.chat"), id="chat", elem_id="tab-chat"):
                 chat_tab(coach)
-            with gr.Tab(t("tabs.interview"), id="interview", elem_id="tab-interview"):
+            with gr.Tab(t("tabs.interview"), id="interview", elem_id="tab-interview") as interview_page:
                 interview = interview_tab(coach)
             with gr.Tab(t("tabs.grade"), id="grade", elem_id="tab-grade"):
                 grade_tab(coach)
@@ -552,6 +558,9 @@ def build_app(coach: Coach):
                 knowledge_tab(coach, header)
             with gr.Tab(t("tabs.progress"), id="progress", elem_id="tab-progress") as progress:
                 progress_tab(coach, app, progress, tabs, interview)
+        # documents uploaded since the page was built add topics ("我的资料 · notes.md")
+        gr.on([interview_page.select, app.load], lambda: gr.Dropdown(choices=coach.topic_choices()), None,
+              interview["topics"], api_visibility="private", show_progress="hidden")
         register_api(coach)
     return app
 
@@ -600,8 +609,10 @@ def chat_tab(coach: Coach) -> None:
 
 # ---- 答案评分 ----------------------------------------------------------------------------------------
 def bank_choices(coach: Coach) -> list[tuple[str, str]]:
-    order = {topic: n for n, topic in enumerate(coach.kb.bank.topics)}
-    items = sorted(coach.kb.bank.items.values(), key=lambda i: (order.get(i.topic, 99), i.difficulty, i.id))
+    """Every question that can be graded: the bank's, then those of the user's documents."""
+    catalog = coach.kb.catalog
+    order = {topic: n for n, topic in enumerate(catalog.topics)}
+    items = sorted(catalog.items.values(), key=lambda i: (order.get(i.topic, 999), i.difficulty, i.id))
     return [(t("grade.choice", topic=coach.topic_name(i.topic), difficulty=difficulty_name(i.difficulty),
                question=i.question), i.id) for i in items]
 
@@ -811,7 +822,7 @@ def interview_tab(coach: Coach) -> dict:
     timer = gr.Timer(1.0, active=False)
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            topics = gr.Dropdown([(tp.zh, tp.id) for tp in coach.kb.bank.topics.values()], value=[],
+            topics = gr.Dropdown(coach.topic_choices(), value=[],
                                  multiselect=True, label=t("interview.topics"), elem_id="iv-topics")
             level = gr.Radio([tuple(c) for c in t("interview.difficulty_choices")], value="adaptive",
                              label=t("interview.difficulty"), elem_id="iv-level")
@@ -897,7 +908,7 @@ def interview_tab(coach: Coach) -> dict:
     skip.click(lambda view: reply("", view), state, outputs, **private)
     stop.click(end, state, outputs, **private)
     timer.tick(tick, state, [countdown, timer], show_progress="hidden", concurrency_limit=None, **private)
-    return {"outputs": outputs, "begin": begin}
+    return {"outputs": outputs, "begin": begin, "topics": topics}
 
 
 # ---- 进度 ----------------------------------------------------------------------------------------------

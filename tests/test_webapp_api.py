@@ -41,6 +41,20 @@ def test_ask_returns_a_markdown_answer_with_its_sources(client):
     assert info["sources"][0]["label"] == "题库 · norm-bn-gamma-beta"
 
 
+def test_ask_marks_the_answer_and_what_is_only_maybe_related_with_a_relevance(client):
+    _, info = client.predict("BN层为什么要加γ和β?", api_name="/ask")
+    first, *rest = info["sources"]
+    assert first["role"] == "answer" and first["relevance"] >= 0.5 and info["relevance"] == first["relevance"]
+    assert all(0 <= s["relevance"] <= 1 for s in rest)
+    assert all(s["role"] == "related" for s in rest if s["relevance"] < 0.5)
+
+
+def test_ask_of_a_question_the_bank_lacks_shows_no_answer_only_maybe_related(client):
+    text, info = client.predict("LoRA的秩r一般怎么选?", api_name="/ask")
+    assert info["grounded"] is False and info["relevance"] == 0
+    assert all(s["role"] == "related" for s in info["sources"])
+
+
 def test_ask_reads_a_follow_up_in_the_light_of_the_previous_question(client):
     _, info = client.predict("那LN呢?", "BN和LN有什么区别?", api_name="/ask")
     assert info["sources"][0]["item_id"] == "norm-bn-vs-ln"
