@@ -26,10 +26,11 @@ from pathlib import Path
 import yaml
 
 from .errors import BankError
-from .text import compact
+from .text import compact, normalize
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,60}$")
 _ALNUM = re.compile(r"[a-z0-9]")
+_SEPARATORS = re.compile(r"[\s\-_·]+")  # what ``text.compact`` drops
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,11 @@ class Glossary:
 
     def _scan(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, concept id) of every longest name match in ``compact(text)``."""
-        s, found, i = compact(text), [], 0
+        s, gaps = compact_with_gaps(text)
+        found, i = [], 0
         while i < len(s):
             for form in self._buckets.get(s[i], ()):
-                if s.startswith(form, i) and _stands_apart(s, i, i + len(form)):
+                if s.startswith(form, i) and _stands_apart(s, i, i + len(form), gaps):
                     found.append((i, i + len(form), self._by_form[form]))
                     i += len(form) - 1
                     break
@@ -111,21 +113,38 @@ class Glossary:
             concepts = text_concepts if text_concepts is not None else set(self.concepts_in(text))
             if cid in concepts:
                 return True
-        s = compact(text)
+        s, gaps = compact_with_gaps(text)
         start = s.find(form)
         while start >= 0:
-            if _stands_apart(s, start, start + len(form)):
+            if _stands_apart(s, start, start + len(form), gaps):
                 return True
             start = s.find(form, start + 1)
         return False
 
 
-def _stands_apart(s: str, start: int, end: int) -> bool:
-    """A short ASCII name must not be glued to other letters: CNN in 'rcnn' is no match."""
+def compact_with_gaps(text: str) -> tuple[str, frozenset[int]]:
+    """``compact(text)`` and the positions in it where a space or hyphen was dropped.
+
+    >>> compact_with_gaps("How does LoRA work")
+    ('howdoeslorawork', frozenset({3, 7, 11}))
+    """
+    parts = _SEPARATORS.split(normalize(text))
+    out, gaps, n = [], set(), 0
+    for part in parts:
+        if out:
+            gaps.add(n)
+        out.append(part)
+        n += len(part)
+    return "".join(out), frozenset(gaps)
+
+
+def _stands_apart(s: str, start: int, end: int, gaps: frozenset[int] = frozenset()) -> bool:
+    """A short ASCII name must not be glued to other letters: CNN in 'rcnn' is no match,
+    LoRA in "how does lora work" is (a dropped space counts as a boundary)."""
     if end - start > 4 or not _ALNUM.match(s[start]):
         return True
-    before = start == 0 or not _ALNUM.match(s[start - 1])
-    after = end >= len(s) or not _ALNUM.match(s[end])
+    before = start == 0 or start in gaps or not _ALNUM.match(s[start - 1])
+    after = end >= len(s) or end in gaps or not _ALNUM.match(s[end])
     return before and after
 
 
