@@ -249,7 +249,7 @@ def _switched_subject(question: str) -> str | None:
     match = _SWITCH.match(text)
     if not marked or not match:
         return None
-    subject = match.group(1).strip()
+    subject = re.sub(r"^(?:the|a|an)\s+", "", match.group(1).strip(), flags=re.IGNORECASE)
     if not subject or _QUESTION_WORDS.search(subject):
         return None
     # a thing has a name: Latin script, a glossary term, or a short noun ("互信息"), not "推理的时候"

@@ -7,7 +7,10 @@ answers; see its README) has five parts:
 - ``unanswerable.jsonl``: real interview questions nothing answers;
 - ``notes.jsonl``: questions only the user's notes (``docs/llm_notes.md``) answer;
 - ``seeds.jsonl``: questions about the two sample pages in ``../shared/seeds``;
-- ``followups.jsonl``: a question, a short follow-up, and what answers the follow-up.
+- ``followups.jsonl``: a question, a short follow-up, and what answers the follow-up;
+- ``followups_fresh.jsonl``: 80 more follow-up pairs, written after the follow-up
+  reading was built, by a writer who saw only the bank's questions; never used to
+  design or fit anything.
 
 The benchmark indexes the bank with the notes and the sample pages in a
 temporary folder and asks every question through the same ``ChatEngine``
@@ -32,7 +35,7 @@ from .config import RESOURCES
 from .errors import CoachError
 from .text import compact
 
-PARTS = ("answerable", "unanswerable", "notes", "seeds", "followups")
+PARTS = ("answerable", "unanswerable", "notes", "seeds", "followups", "followups_fresh")
 SEED_FILES = ("000_bb044a5de82e6e5e.txt", "003_7b40eaba8e657ec8.txt")
 
 
@@ -52,8 +55,8 @@ def load_set(folder: Path) -> dict[str, list[dict]]:
     return out
 
 
-def build_kb(settings, folder: Path, seeds_dir: Path, tmp: Path, progress=None):
-    """The bank plus the notes and both sample pages, indexed in ``tmp``."""
+def build_kb(settings, folder: Path, seeds_dir: Path, tmp: Path, progress=None, extra_docs=()):
+    """The bank plus the notes and both sample pages (and ``extra_docs``), indexed in ``tmp``."""
     from .knowledge import KnowledgeBase
 
     seeds = [seeds_dir / name for name in SEED_FILES]
@@ -61,7 +64,7 @@ def build_kb(settings, folder: Path, seeds_dir: Path, tmp: Path, progress=None):
     if missing:
         raise CoachError(f"Sample pages {', '.join(missing)} not found in {seeds_dir}; pass --seeds DIR.")
     kb = KnowledgeBase(replace(settings, index_dir=tmp / "index"), progress=progress)
-    report = kb.build([folder / "docs" / "llm_notes.md", *seeds])
+    report = kb.build([folder / "docs" / "llm_notes.md", *seeds, *extra_docs])
     if report.errors:
         raise CoachError(f"Could not index the benchmark documents: {report.errors}")
     return kb
@@ -95,28 +98,51 @@ def _load_notes_headings(folder: Path) -> None:
     NOTES_HEADINGS[:] = [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
 
 
-def labelled_candidates(kb, part: str, row: dict) -> list[tuple[dict, int]]:
+def labelled_candidates(kb, part: str, row: dict, unlabelled_docs=frozenset()) -> list[tuple[dict, int]]:
     """(features, answers?) for the candidates of one row; unknowable labels are left out."""
     found = kb.lookup(row["query"])
     out = [(hit.features, int(hit.item_id in set(row.get("gold") or []))) for hit in found.bank]
     if part in ("notes", "seeds"):
         doc, sections = _section_of(row)
         out += [(hit.features, int(_same_section(hit, doc, sections))) for hit in found.docs]
-    elif part == "unanswerable":
-        out += [(hit.features, 0) for hit in found.docs]
+    elif part == "unanswerable":  # written against the bank and the sample pages, not the training notes
+        out += [(hit.features, 0) for hit in found.docs if hit.source not in unlabelled_docs]
     # answerable rows: a sample page may answer the same question, so its chunks get no label
     return out
 
 
-def fit_model(kb, rows: dict[str, list[dict]]) -> rel.RelevanceModel:
+def load_training(folder: Path) -> dict[str, list[dict]]:
+    """``train/``: more queries written the same blind way, for fitting only (never reported)."""
+    out: dict[str, list[dict]] = {"answerable": [], "unanswerable": [], "seeds": []}
+    for path in sorted((folder / "train").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                part = "seeds" if row.get("gold_doc") else "answerable" if row.get("gold") else "unanswerable"
+                out[part].append(row)
+    return out
+
+
+def fit_model(kb, rows: dict[str, list[dict]], train_kb=None, train_rows=None) -> rel.RelevanceModel:
+    """Fit on the tune half of the development set (and the training set, if given)."""
     x, y = [], []
+
+    def collect(kb, part, row, unlabelled=frozenset()):
+        for feats, label in labelled_candidates(kb, part, row, unlabelled):
+            x.append(feats)
+            y.append(label)
+
     for part in ("answerable", "unanswerable", "notes", "seeds"):
         for row in rows[part]:
             if half(row) == "tune":
-                for feats, label in labelled_candidates(kb, part, row):
-                    x.append(feats)
-                    y.append(label)
-    model = rel.fit(x, y, fitted_on=f"corpus/eval/abstain tune half: {len(x)} candidates, {sum(y)} answering")
+                collect(kb, part, row)
+    n_dev = len(x)
+    train_docs = frozenset(p.name for p in (kb.settings.corpus_dir / "eval" / "abstain" / "train" / "docs").glob("*"))
+    for part, part_rows in (train_rows or {}).items():
+        for row in part_rows:
+            collect(train_kb, part, row, train_docs)
+    model = rel.fit(x, y, fitted_on=f"corpus/eval/abstain: tune half ({n_dev} candidates) and train/ "
+                                    f"({len(x) - n_dev}), {sum(y)} answering")
     (RESOURCES / "relevance.json").write_text(json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n",
                                               encoding="utf-8")
     return model
@@ -150,13 +176,15 @@ def score_rows(kb, rows: dict[str, list[dict]]) -> dict[str, dict]:
         answer = chat.answer(row["query"])
         add(row, "seeds: gold passage among sources",
             any(s.kind == "doc" and s.source == doc and _same_section(s, doc, section) for s in answer.sources))
-    for row in rows["followups"]:
-        found = chat.find(row["followup"], row["previous"])
-        if row["gold"]:  # as for answerable questions: the bank's answer (a document may lead beside it)
-            lead = next((h for h in found.answers if h.kind == "bank"), None)
-            add(row, "follow-ups: right answer", lead is not None and lead.item_id in set(row["gold"]))
-        else:
-            add(row, "follow-ups with no answer: abstained", found.answer is None)
+    for part, label in (("followups", "follow-ups"), ("followups_fresh", "fresh follow-ups")):
+        for row in rows[part]:
+            found = chat.find(row["followup"], row["previous"])
+            if row["gold"]:  # as for answerable questions: the bank's answer (a document may lead beside it)
+                lead = next((h for h in found.answers if h.kind == "bank"), None)
+                add(row, f"{label}: right answer", lead is not None and lead.item_id in set(row["gold"]))
+            else:  # gold lists bank items only: the user's notes may answer it, the bank must not
+                add(row, f"{label} with no bank answer: no bank item shown as the answer",
+                    not any(h.kind == "bank" for h in found.answers))
     return {h: {name: (float(np.mean(v)), len(v)) for name, v in t.items()} for h, t in tallies.items()}
 
 
@@ -171,7 +199,12 @@ def evaluate_abstain(settings, folder: Path | None = None, seeds_dir: Path | Non
         model = None
         if fit:  # features do not depend on the weights, so any model serves to collect them
             kb.set_relevance_model(rel.RelevanceModel.neutral())
-            model = fit_model(kb, rows)
+            train_rows = load_training(folder)
+            # the training notes answer some development questions, so they get their own index
+            train_kb = build_kb(settings, folder, seeds_dir, Path(tmp) / "train", progress,
+                                sorted((folder / "train" / "docs").glob("*")))
+            train_kb.set_relevance_model(rel.RelevanceModel.neutral())
+            model = fit_model(kb, rows, train_kb, train_rows)
             rel.default_model.cache_clear()
             kb.set_relevance_model(model)
         results = score_rows(kb, rows)

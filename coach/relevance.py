@@ -30,7 +30,10 @@ The signals, all about the *question* a candidate answers:
   section is matched on its body alone);
 - ``gap``: how far the candidate's ``q_cos`` stands above the best of the
   other candidates of its kind: an answer usually stands out, while for a
-  question nothing answers, several items are about equally (un)like it.
+  question nothing answers, several items are about equally (un)like it;
+- ``doc`` and ``doc_*``: a document chunk has one short title and a long
+  body, a bank item eight phrasings and a curated answer, so the same cosine
+  means different things; these let the model weigh them apart.
 
 The weights live in ``resources/relevance.json`` with the data they were
 fitted on; ``coach eval abstain --fit`` refits them from the tuning half of
@@ -50,7 +53,8 @@ import numpy as np
 from .config import RESOURCES
 from .text import compact, tokenize
 
-FEATURES = ("q_cos", "b_cos", "q_cover", "q_back", "b_cover", "missing", "missing_all", "has_q", "gap")
+FEATURES = ("q_cos", "b_cos", "q_cover", "q_back", "b_cover", "missing", "missing_all", "has_q", "gap",
+            "doc", "doc_q_cos", "doc_b_cos", "doc_b_cover")
 FORMAT, VERSION = "coach-relevance", 1
 ANSWER = 0.5  # a candidate at or above this is presented as the answer
 RELATED = 0.12  # below this a candidate is not worth showing even as "可能相关"
@@ -184,7 +188,7 @@ def back_cover(query: QueryTerms, phrasings: list[set[str]], stats: TermStats) -
 
 
 def features(query: QueryTerms, q_terms: set[str], b_terms: set[str], q_text: str, b_text: str,
-             q_cos: float, b_cos: float, q_back: float) -> dict[str, float]:
+             q_cos: float, b_cos: float, q_back: float, is_doc: bool = False) -> dict[str, float]:
     """The signals of one candidate; ``q_text`` and ``b_text`` are its question and body, compacted."""
     has_question = bool(q_terms)
     missing_q = uncovered(query, q_terms, q_text) if has_question else uncovered(query, b_terms, b_text)
@@ -198,6 +202,10 @@ def features(query: QueryTerms, q_terms: set[str], b_terms: set[str], q_text: st
         "missing_all": float(min(missing_q, uncovered(query, q_terms | b_terms, q_text + b_text))),
         "has_q": 1.0 if has_question else 0.0,
         "gap": 0.0,  # filled in by add_gaps, once the other candidates are known
+        "doc": float(is_doc),
+        "doc_q_cos": float(is_doc) * (float(q_cos) if has_question else 0.0),
+        "doc_b_cos": float(is_doc) * float(b_cos),
+        "doc_b_cover": float(is_doc) * cover(query, b_terms),
     }
 
 

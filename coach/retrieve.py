@@ -237,7 +237,8 @@ class Retriever:
             self._b_terms[u] = (rel.content_terms(body, self.glossary), compact(body))
         b_terms, b_text = self._b_terms[u]
         q_back = rel.back_cover(terms, self._phrasings[u], self.terms)
-        return rel.features(terms, self._q_terms[u], b_terms, self._q_texts[u], b_text, q_cos, b_cos, q_back)
+        return rel.features(terms, self._q_terms[u], b_terms, self._q_texts[u], b_text, q_cos, b_cos, q_back,
+                            is_doc=self.data.units[u].kind == "doc")
 
     def _signals(self, query: str, mode: str, qvecs: np.ndarray | None) -> dict[str, dict[int, float]]:
         """Per signal, the units it scores above zero: ``{"bm25_q": {unit: score}, ...}``."""
