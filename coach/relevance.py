@@ -209,11 +209,16 @@ def features(query: QueryTerms, q_terms: set[str], b_terms: set[str], q_text: st
     }
 
 
-def add_gaps(rows: list[dict[str, float]]) -> None:
-    """Set each row's ``gap``: its match on the question minus the best other row's."""
+def add_gaps(rows: list[dict[str, float]], twins: list[set[int]] | None = None) -> None:
+    """Set each row's ``gap``: its match on the question minus the best other row's.
+
+    ``twins[i]`` lists the rows that ask nearly the same question as row ``i`` (two bank
+    items on vanishing gradients); they are not rivals, so they do not shrink its gap.
+    """
     signal = [r["q_cos"] if r["has_q"] else r["b_cos"] for r in rows]
     for i, row in enumerate(rows):
-        others = signal[:i] + signal[i + 1:]
+        skip = twins[i] if twins else set()
+        others = [v for j, v in enumerate(signal) if j != i and j not in skip]
         row["gap"] = signal[i] - max(others) if others else 0.0
 
 

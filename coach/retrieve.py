@@ -42,6 +42,7 @@ WEIGHTS = {
     "dense": {"dense_q": 1.0, "dense_b": 0.5},
 }
 POOL = 100  # dense candidates (units) considered per field
+TWIN_COS = 0.85  # two units whose questions are this close ask the same thing (see relevance.add_gaps)
 MODES = ("hybrid", "bm25", "dense")
 
 
@@ -207,7 +208,7 @@ class Retriever:
             have = {self.data.units[u].group for u, _ in picked}
             picked += [(u, s) for u, s in extra if self.data.units[u].kind == kind and self.data.units[u].group not in have]
             feats = [self._features(terms, qvecs, u) for u, _ in picked]
-            rel.add_gaps(feats)
+            rel.add_gaps(feats, self._twins([u for u, _ in picked]))
             hits = [self._hit(0, u, s) for u, s in picked]
             for hit, f in zip(hits, feats):
                 hit.features, hit.relevance = f, round(self.model.probability(f), 4)
@@ -220,6 +221,20 @@ class Retriever:
     def lookup(self, query: str, per_kind: int = 8) -> Lookup:
         found = self.candidates(query, per_kind)
         return Lookup(query, found["bank"], found["doc"])
+
+    def _twins(self, units: list[int]) -> list[set[int]]:
+        """Per unit, the positions of the others whose questions are near-duplicates of its own."""
+        vecs = []
+        for u in units:
+            rows = self._rows[u][self.data.vec_field[self._rows[u]] == 0]
+            vecs.append(self.data.vectors[rows] if len(rows) else np.zeros((0, self.data.dim), np.float32))
+        out = [set() for _ in units]
+        for i in range(len(units)):
+            for j in range(i + 1, len(units)):
+                if len(vecs[i]) and len(vecs[j]) and float((vecs[i] @ vecs[j].T).max()) >= TWIN_COS:
+                    out[i].add(j)
+                    out[j].add(i)
+        return out
 
     def _query_vectors(self, query: str) -> np.ndarray:
         return self.embedder.embed_queries(list(dict.fromkeys([query, self.glossary.expand(query)])))
