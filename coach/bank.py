@@ -36,6 +36,7 @@ class Misconception:
     claim: str
     signals: tuple[tuple[str, ...], ...]
     correction: str
+    kind: str = "claim"  # "claim": a wrong belief; "swap": two definitions exchanged (signals in order)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,10 @@ def _key_point(raw, where: _Where) -> KeyPoint:
 def _misconception(raw, where: _Where) -> Misconception:
     if not isinstance(raw, dict) or not _text(raw.get("claim")) or not _text(raw.get("correction")):
         where.fail("every misconception needs 'claim' and 'correction'")
-    return Misconception(_text(raw["claim"]), _groups(raw.get("signals")), _text(raw["correction"]))
+    kind = str(raw.get("kind") or "claim")
+    if kind not in ("claim", "swap"):
+        where.fail(f"misconception kind {kind!r} is not claim or swap")
+    return Misconception(_text(raw["claim"]), _groups(raw.get("signals")), _text(raw["correction"]), kind)
 
 
 def _groups(raw) -> tuple[tuple[str, ...], ...]:
