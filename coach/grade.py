@@ -29,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 import yaml
 
+from . import claims
 from .bank import BankItem, KeyPoint, Misconception
 from .config import RESOURCES
 from .errors import InputError
@@ -43,8 +44,7 @@ COVERED = 0.5
 KEYWORD_CAP, REPEAT_CAP, MISCONCEPTION_COST = 4.0, 2.0, 2.0
 MISCONCEPTION_SIM = 0.40
 ALTERNATIVE_GAP = 0.10  # a second answering item this close in relevance is graded too
-# Denials of a claim ("γ和β不是超参数"); "不会/不能" are left out because claims use them too ("训练中不会改变").
-_NEGATION = re.compile(r"不是|并非|并不|不对|错误|误区|误解|\bnot\b|n't|\bwrong\b")
+
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
 _CLAUSE_SPLIT = re.compile(r"[,，;；]")
 # A clause with one of these says something about its terms; a keyword list has none.
@@ -224,7 +224,13 @@ class Grader:
         sims = np.maximum(sims, self._clause_similarity(sentences, point_vecs))
         results = []
         for j, kp in enumerate(ref.key_points):
-            hits = [any(glossary.mentions(t, answer, concepts) for t in group) for group in kp.terms]
+            opposite = [i for i, s in enumerate(sentences) if _opposes(s, kp, glossary)]
+            if opposite:  # "LSTM没有遗忘门" does not make the forget-gate point, however close its words
+                sims[opposite, j] = 0.0
+                text = " ".join(s for i, s in enumerate(sentences) if i not in opposite)
+                hits = [any(glossary.mentions(t, text) for t in group) for group in kp.terms]
+            else:
+                hits = [any(glossary.mentions(t, answer, concepts) for t in group) for group in kp.terms]
             term_share = sum(hits) / len(hits) if hits else 0.0
             best = int(np.argmax(sims[:, j]))
             meaning = float(np.clip((sims[best, j] - low) / (high - low), 0, 1))
@@ -254,16 +260,21 @@ class Grader:
         return out
 
     def _misconceptions(self, ref: Reference, sentences, vectors) -> list[FoundMisconception]:
+        """Misconceptions the answer states as true: the claim's words, its meaning and its polarity.
+
+        A claim is raised by the shortest clause run that names every signal group, when that
+        run is close to the claim in meaning and negated exactly when the claim is; a swap by a
+        clause that names its groups in order ("two-stage ... 更快"), not negated.
+        """
         glossary, found = self.kb.bank.glossary, []
         if not ref.misconceptions:
             return found
-        claims = self._embed([m.claim for m in ref.misconceptions])
-        sims = vectors @ claims.T
+        claims_vecs = self._cached(("claims", *(m.claim for m in ref.misconceptions)),
+                                   lambda: self._embed([m.claim for m in ref.misconceptions]))
+        sims = vectors @ claims_vecs.T
         for j, m in enumerate(ref.misconceptions):
             for i, sentence in enumerate(sentences):
-                signalled = all(any(glossary.mentions(t, sentence) for t in g) for g in m.signals)
-                negated = bool(_NEGATION.search(normalize(sentence))) and not _NEGATION.search(normalize(m.claim))
-                if signalled and not negated and sims[i, j] >= MISCONCEPTION_SIM:
+                if _states(m, sentence, float(sims[i, j]), glossary):
                     found.append(FoundMisconception(m.claim, m.correction, sentence))
                     break
         return found
@@ -312,6 +323,23 @@ class Grader:
         if key not in self._vectors:
             self._vectors[key] = make()
         return self._vectors[key]
+
+
+def _opposes(sentence: str, kp: KeyPoint, glossary) -> bool:
+    """The sentence denies outright a term that the point affirms ("LSTM没有遗忘门")."""
+    if claims.polarity(kp.point):
+        return False  # a point that itself denies something is left to the meaning signal
+    return bool(claims.negated_terms(sentence, kp.terms, glossary))
+
+
+def _states(m: Misconception, sentence: str, similarity: float, glossary) -> bool:
+    """Does ``sentence`` state misconception ``m`` as true? (See ``claims``.)"""
+    if m.kind == "swap":
+        clause = claims.in_order(sentence, m.signals, glossary)
+        return clause is not None and claims.polarity(clause) == claims.polarity(m.claim)
+    span = claims.claim_span(sentence, m.signals, glossary)
+    return (span is not None and similarity >= MISCONCEPTION_SIM
+            and claims.polarity(span) == claims.polarity(m.claim))
 
 
 def _credit(coverage: float) -> float:

@@ -1,0 +1,133 @@
+"""What a sentence claims, not only which words it uses: negation and order.
+
+Matching words is not reading a claim. "AUC与阈值无关" names AUC and 阈值 as
+"AUC会随阈值变化" does, and says the opposite; "two-stage更快" uses the words of
+"one-stage更快" in the other order. The grader asks three questions here:
+
+- ``polarity(text)``: is the statement negated (an odd number of negation
+  cues: 不/没/无/非/未/并非/not ..., minus words that only look negative such as
+  不同, 非线性, 无论)? A claim and a sentence agree only with equal polarity.
+- ``claim_span(sentence, groups)``: the shortest run of clauses that names
+  every signal group of a misconception; its polarity is compared with the
+  claim's, so "推理时不需要dropout" never raises "推理时也要随机丢弃".
+- ``in_order(clause, groups)``: the groups appear in this order within one
+  clause; a ``swap`` misconception ("two-stage ... 更快") is raised that way.
+- ``negated_terms(text, groups)``: which term groups a text names right after
+  a negation cue ("LSTM没有遗忘门"); a key point is not covered by a sentence
+  that negates the point's own terms.
+
+Compromise: these are surface rules for short interview sentences; a double
+negative spread over two clauses or irony is beyond them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import normalize
+
+# Negation cues, and words that contain one but negate nothing.
+_CUE = re.compile(r"并非|并不|并没有|不是|没有|不|没|无|非|未|(?<![区类差分级告])别(?![的人])|\bnot\b|n't|\bno\b|\bnever\b|\bneither\b|\bnor\b|\bwithout\b")
+_NOT_NEGATION = re.compile(
+    r"不同|不断|不少|不错|不仅|不过|不久|不管|不一定|不光|不外乎|不得不|不定|"
+    r"无论|无穷|无限|无监督|无偏|非线性|非常|非凸|非零|非负|除非|未来|未知|"
+    r"\bno matter\b|\bnot only\b")
+_CLAUSE_END = re.compile(r"[,，;；。！？!?\n]|(?<=[a-z])\.\s")
+_NEAR = 4  # a cue this many characters before a term negates it ("没有遗忘门", "不会饱和")
+
+
+def polarity(text: str) -> int:
+    """1 when a clause of ``text`` is negated (an odd number of cues in it), else 0.
+
+    >>> polarity("KL散度不满足对称性"), polarity("KL散度是对称的"), polarity("AUC与阈值无关,不会随阈值变化")
+    (1, 0, 1)
+    """
+    return int(any(len(_CUE.findall(_NOT_NEGATION.sub(" ", normalize(c)))) % 2 for c in clauses(text) or [text]))
+
+
+def clauses(sentence: str) -> list[str]:
+    return [c for c in _CLAUSE_END.split(sentence) if c.strip()]
+
+
+def _find(group: tuple[str, ...], text: str, glossary, start: int = 0) -> tuple[int, int] | None:
+    """(start, end) of the first alternative of ``group`` in ``text`` at or after ``start``."""
+    low, best = normalize(text), None
+    for alt in group:
+        names = [alt]
+        cid = glossary.concept_of(alt) if glossary else None
+        if cid:
+            names += list(glossary.concepts[cid].names)
+        for name in names:
+            name = normalize(name)
+            if not name:
+                continue
+            i = low.find(name, start)
+            while i >= 0 and name.isascii() and name[:1].isalnum() and (
+                    (i > 0 and low[i - 1].isalnum() and low[i - 1].isascii()) or
+                    (i + len(name) < len(low) and low[i + len(name)].isalnum() and low[i + len(name)].isascii())):
+                i = low.find(name, i + 1)  # "BN" must not match inside "RNN"
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, i + len(name))
+    return best
+
+
+_CONTRAST = re.compile(r"^\s*(?:但|但是|可是|然而|其实|实际上|事实上|不过|however|but|actually)")
+_REPORTED = re.compile(r"以为|认为|担心|觉得|误以为|常说|有人说|people think|believe")
+
+
+def claim_span(sentence: str, groups, glossary) -> str | None:
+    """The shortest run of consecutive clauses naming every group, or None.
+
+    A run that reports a belief and is contradicted by the next clause ("以前大家担心X，
+    但这个担心不成立") comes back with that clause, so its polarity reads as denied.
+    """
+    parts = clauses(sentence)
+    for width in range(1, len(parts) + 1):
+        for i in range(len(parts) - width + 1):
+            span = "，".join(parts[i:i + width])
+            if all(_find(g, span, glossary) for g in groups):
+                after = parts[i + width] if i + width < len(parts) else ""
+                if _REPORTED.search(span) and _CONTRAST.search(after) and polarity(after):
+                    return f"{span}，并非如此"  # the belief, marked as denied by what follows
+                return span
+    return None
+
+
+def in_order(sentence: str, groups, glossary) -> str | None:
+    """The clause in which the groups appear in the given order, or None.
+
+    The first group must be the clause's subject, not the object of a comparison:
+    "one-stage比two-stage更快" does not say that two-stage is faster.
+    """
+    for clause in clauses(sentence):
+        at = 0
+        for n, group in enumerate(groups):
+            found = _find(group, clause, glossary, at)
+            if found is None or (n == 0 and _COMPARED.search(normalize(clause)[max(0, found[0] - 3):found[0]])):
+                break
+            at = found[1]
+        else:
+            return clause
+    return None
+
+
+_COMPARED = re.compile(r"比|than|相比|不如")
+
+
+_DENIAL = re.compile(r"(?:没有|不是|并非|不存在|无需|不需要|不含|不包括|\bno\b|\bnot\b|\bwithout\b)\s*$")
+
+
+def negated_terms(text: str, groups, glossary) -> set[int]:
+    """Indices of the term groups that ``text`` denies outright: "没有遗忘门", "不是超参数"."""
+    out = set()
+    for clause in clauses(text):
+        low = normalize(clause)
+        for k, group in enumerate(groups):
+            found = _find(group, clause, glossary)
+            if found and _DENIAL.search(low[max(0, found[0] - _NEAR):found[0]]):
+                out.add(k)
+    return out
+
+
+def named_terms(text: str, groups, glossary) -> set[int]:
+    return {k for k, g in enumerate(groups) if _find(g, text, glossary)}
