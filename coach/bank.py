@@ -100,12 +100,17 @@ class Bank:
     def by_topic(self, topic: str) -> list[BankItem]:
         return [i for i in self.items.values() if i.topic == topic]
 
-    def check(self) -> list[str]:
-        """Problems beyond the schema: dangling follow-ups and near-duplicate questions."""
+    def check(self, distinct: list[tuple[str, str]] = ()) -> list[str]:
+        """Problems beyond the schema: dangling follow-ups, near-duplicate questions, single-character
+        terms, and glossary names merged into one concept that ``distinct`` says differ."""
         problems = [
             f"{item.file}: {item.id} follows up with {f!r}, which does not exist"
             for item in self.items.values() for f in item.follow_ups if f not in self.items
         ]
+        problems += _single_characters(list(self.items.values()))
+        problems += [f"glossary.yaml: {a!r} and {b!r} are different concepts but share the concept "
+                     f"{self.glossary.concept_of(a)!r}; split them" for a, b in distinct
+                     if self.glossary.concept_of(a) and self.glossary.concept_of(a) == self.glossary.concept_of(b)]
         return problems + _near_duplicates(list(self.items.values()))
 
     def stats(self) -> dict[str, Counter]:
@@ -114,6 +119,27 @@ class Bank:
         for item in self.items.values():
             out[item.topic][item.difficulty] += 1
         return out
+
+
+_SINGLE = re.compile(r"^(?:[\u4e00-\u9fff]|[A-Za-z])$")
+
+
+def _single_characters(items: list[BankItem]) -> list[str]:
+    """Terms and signals of one Chinese character or one Latin letter match inside other words
+    (值 in 阈值, 行 in 并行): each must be a word of two or more characters (Greek letters may stand alone)."""
+    out = []
+    for item in items:
+        groups = [g for kp in item.key_points for g in kp.terms] + [g for m in item.misconceptions for g in m.signals]
+        for alt in sorted({a for g in groups for a in g if _SINGLE.match(a)}):
+            out.append(f"{item.file}: {item.id} has the one-character term {alt!r}; use a word of two or more characters")
+    return out
+
+
+def load_distinct(corpus_dir: Path) -> list[tuple[str, str]]:
+    """``glossary_distinct.yaml``: reviewed pairs of names that must stay different concepts."""
+    path = Path(corpus_dir) / "glossary_distinct.yaml"
+    raw = _read_yaml(path) if path.exists() else []
+    return [(str(a), str(b)) for a, b in (raw or [])]
 
 
 def _digest(paths: list[Path]) -> str:

@@ -4,9 +4,10 @@ Matching words is not reading a claim. "AUC与阈值无关" names AUC and 阈值
 "AUC会随阈值变化" does, and says the opposite; "two-stage更快" uses the words of
 "one-stage更快" in the other order. The grader asks three questions here:
 
-- ``polarity(text)``: is the statement negated (an odd number of negation
-  cues: 不/没/无/非/未/并非/not ..., minus words that only look negative such as
-  不同, 非线性, 无论)? A claim and a sentence agree only with equal polarity.
+- ``polarity(text)``: is the statement negated (a negation cue: 不/没/无/非/
+  未/并非/not ..., minus words that only look negative such as 不同, 非线性,
+  无论, and double negatives)? A claim and a sentence agree only with equal
+  polarity.
 - ``claim_span(sentence, groups)``: the shortest run of clauses that names
   every signal group of a misconception; its polarity is compared with the
   claim's, so "推理时不需要dropout" never raises "推理时也要随机丢弃".
@@ -36,13 +37,19 @@ _CLAUSE_END = re.compile(r"[,，;；。！？!?\n]|(?<=[a-z])\.\s")
 _NEAR = 4  # a cue this many characters before a term negates it ("没有遗忘门", "不会饱和")
 
 
+_DOUBLE = re.compile(r"不是不|并非不|没有不|不可能不|不会不|无不")
+
+
 def polarity(text: str) -> int:
-    """1 when a clause of ``text`` is negated (an odd number of cues in it), else 0.
+    """1 when a clause of ``text`` is negated (a negation cue in it, not a double negative), else 0.
 
     >>> polarity("KL散度不满足对称性"), polarity("KL散度是对称的"), polarity("AUC与阈值无关,不会随阈值变化")
     (1, 0, 1)
     """
-    return int(any(len(_CUE.findall(_NOT_NEGATION.sub(" ", normalize(c)))) % 2 for c in clauses(text) or [text]))
+    def negated(clause: str) -> bool:
+        norm = normalize(clause)
+        return not _DOUBLE.search(norm) and bool(_CUE.search(_NOT_NEGATION.sub(" ", norm)))
+    return int(any(negated(c) for c in clauses(text) or [text]))
 
 
 def clauses(sentence: str) -> list[str]:

@@ -302,11 +302,16 @@ def bank():
 
 @bank.command("check")
 def bank_check():
-    """Validate the bank and glossary: schema, ids, follow-ups, near-duplicates."""
-    from .bank import Bank
+    """Validate the bank and glossary: schema, ids, follow-ups, near-duplicates, one-character terms,
+    merged glossary concepts, and reference answers or corrections that raise their own misconception."""
+    from .bank import Bank, load_distinct
+    from .grade import self_triggered
+    from .knowledge import KnowledgeBase
 
-    loaded = Bank.load(Settings.from_env().corpus_dir)
-    problems = loaded.check()
+    settings = Settings.from_env()
+    loaded = Bank.load(settings.corpus_dir)
+    problems = loaded.check(load_distinct(settings.corpus_dir))
+    problems += self_triggered(KnowledgeBase(settings).embedder, loaded)
     for p in problems:
         click.secho(p, fg="yellow")
     click.echo(f"{len(loaded.items)} items, {len(loaded.glossary.concepts)} glossary concepts, {len(problems)} problems")
@@ -360,16 +365,30 @@ def eval_retrieval(index_dir, dev_set):
 @INDEX_DIR
 @click.option("--set", "dev_set", type=click.Path(exists=True, path_type=Path), help="A .jsonl file or folder.")
 @click.option("--by-kind", is_flag=True, help="Also print mean gold and predicted score per answer kind.")
-def eval_grading(index_dir, dev_set, by_kind):
+@click.option("--blind", is_flag=True, help="Also measure the blind set (tune and held-out halves) and sample page 003.")
+@click.option("--fit", is_flag=True, help="First refit the score model on the blind tune half and grading_train/.")
+@click.option("--seeds", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder holding the sample pages (default ../shared/seeds).")
+def eval_grading(index_dir, dev_set, by_kind, blind, fit, seeds):
     """Spearman, MAE, quadratic weighted kappa, on/off-topic AUC and latency of the grader."""
     from .evaluate import evaluate_grading, format_table, grading_by_kind
+    from .evaluate_grading import evaluate_blind, evaluate_seed_page, fit_score_model, format_blind
     from .grade import Grader
 
     with progress_bar() as report:
-        grader = Grader(knowledge(index_dir, report))
+        kb = knowledge(index_dir, report)
+        grader = Grader(kb)
+        if fit:
+            model = fit_score_model(grader, kb.settings.corpus_dir)
+            click.echo(f"score model: {model.fitted_on}", err=True)
         click.echo(format_table([evaluate_grading(grader, dev_set)]))
     if by_kind:
         click.echo(format_table(grading_by_kind(grader, dev_set)))
+    if blind or fit:
+        click.echo("\nBlind set:\n" + format_blind(evaluate_blind(grader, kb.settings.corpus_dir)))
+        page = Path(seeds or kb.settings.corpus_dir.parent.parent / "shared" / "seeds") / "003_7b40eaba8e657ec8.txt"
+        if page.exists():
+            click.echo("\nSample page 003: " + json.dumps(evaluate_seed_page(grader, page), ensure_ascii=False))
 
 
 @eval_group.command("scale")

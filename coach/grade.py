@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import yaml
@@ -92,6 +93,13 @@ class Grade:
         return asdict(self)
 
 
+class Analysis(NamedTuple):
+    results: list[PointResult]
+    found: list[FoundMisconception]
+    flags: list[str]
+    signals: dict[str, float]
+
+
 @dataclass(frozen=True)
 class Reference:
     """What an answer is graded against: a bank item, or a Q&A pair of the user's documents."""
@@ -127,8 +135,8 @@ def verdict_for(score: float) -> str:
 class Grader:
     """Grades answers with the knowledge base's embedder and glossary; one per process."""
 
-    def __init__(self, kb):
-        self.kb = kb
+    def __init__(self, kb, model=None):
+        self.kb, self.model = kb, model  # model: a scoring.ScoreModel; None means the shipped one
         self._vectors: dict[tuple, np.ndarray] = {}
 
     # ---- public API ------------------------------------------------------
@@ -200,14 +208,19 @@ class Grader:
         return Grade(None, "未作答", ref.item_id, ref.question, ref.basis, missing=missing, feedback=[text["empty"]],
                      model_answer=ref.model_answer, sources=list(ref.sources), flags=["empty"])
 
-    def _grade(self, ref: Reference, answer: str) -> Grade:
+    def analyse(self, ref: Reference, answer: str) -> "Analysis":
+        """Everything the score is made from: point coverage, misconceptions, flags and signals."""
         sentences = split_sentences(answer) or [answer]
         vectors = self._embed(sentences)
         relevant = self._relevant(ref, sentences, vectors)
         results = self._cover_points(ref, answer, sentences, vectors)
         found = self._misconceptions(ref, sentences, vectors)
         flags = self._flags(ref, answer, sentences, relevant, results)
-        score = self._score(results, found, flags)
+        return Analysis(results, found, flags, self._signals(ref, answer, sentences, vectors, relevant, results, flags))
+
+    def _grade(self, ref: Reference, answer: str) -> Grade:
+        results, found, flags, signals = self.analyse(ref, answer)
+        score = self._score(signals, found, flags)
         return Grade(
             score=score, verdict=verdict_for(score), item_id=ref.item_id, question=ref.question, basis=ref.basis,
             covered=[r for r in results if r.covered], missing=[r for r in results if not r.covered],
@@ -298,9 +311,43 @@ class Grader:
             flags.append("repeat")
         return flags
 
-    def _score(self, results: list[PointResult], found, flags) -> float:
+    def _signals(self, ref, answer, sentences, vectors, relevant, results, flags) -> dict[str, float]:
+        """The interpretable signals the score model reads (``scoring.FEATURES``)."""
         total = sum(r.weight for r in results) or 1
-        score = 10 * sum(r.weight * _credit(r.coverage) for r in results) / total
+        anchor = self._cached(("anchor", ref.question, ref.model_answer[:400]),
+                              lambda: self._embed([ref.question, ref.model_answer[:400]]))
+        whole = self._embed([answer[:400]])[0]
+        coverages = [r.coverage for r in results]
+        return {
+            "points": 10 * sum(r.weight * _credit(r.coverage) for r in results) / total,
+            "covw": sum(r.weight * r.coverage for r in results) / total,
+            "covmax": max(coverages, default=0.0),
+            "frac_cov": sum(r.covered for r in results) / max(1, len(results)),
+            "ref_cos": float(whole @ anchor[1]), "q_cos": float(whole @ anchor[0]),
+            "best_sent_ref": float(np.max(vectors @ anchor[1])),
+            "fit_margin": self._fit_margin(ref, whole),
+            "loglen": float(np.log1p(meaningful_length(answer))), "nsent": float(len(sentences)),
+            "relevant_share": sum(relevant) / len(relevant),
+            "keyword_only": float("keyword_only" in flags), "repeat": float("repeat" in flags),
+            "off_topic": float("off_topic" in flags), "english": float(_mostly_english(answer)),
+        }
+
+    def _fit_margin(self, ref: Reference, whole: np.ndarray) -> float:
+        """How much better the answer fits its own question than the best other bank question."""
+        ids = list(self.kb.bank.items)
+        questions = self._cached(("bank-questions", len(ids)),
+                                 lambda: self._embed([self.kb.bank.items[i].question for i in ids]))
+        own = float(whole @ self._cached(("question", ref.question), lambda: self._embed([ref.question]))[0])
+        sims = questions @ whole
+        others = [float(v) for i, v in zip(ids, sims) if i != ref.item_id]
+        return own - max(others, default=0.0)
+
+    def _score(self, signals: dict[str, float], found, flags) -> float:
+        """The model's score when one is shipped (else the weighted point credit), then the rules."""
+        from .scoring import default_model
+
+        model = self.model if self.model is not None else default_model()
+        score = model.score(signals) if model is not None else signals["points"]
         if "keyword_only" in flags:
             score = min(score, KEYWORD_CAP)
         if "repeat" in flags:
@@ -325,6 +372,26 @@ class Grader:
         return self._vectors[key]
 
 
+def self_triggered(embedder, bank) -> list[str]:
+    """Items whose own reference answer or correction would raise one of their misconceptions."""
+    problems = []
+    for item in bank.items.values():
+        if not item.misconceptions:
+            continue
+        texts = [("answer", s) for s in split_sentences(item.answer)]
+        texts += [("correction", s) for m in item.misconceptions for s in split_sentences(m.correction)]
+        vectors = embedder.embed_queries([t for _, t in texts])
+        claims_vecs = embedder.embed_queries([m.claim for m in item.misconceptions])
+        sims = vectors @ claims_vecs.T
+        for j, m in enumerate(item.misconceptions):
+            for i, (where, text) in enumerate(texts):
+                if _states(m, text, float(sims[i, j]), bank.glossary):
+                    problems.append(f"{item.file}: {item.id}: its {where} \"{text[:40]}\" raises its own misconception "
+                                    f"\"{m.claim[:30]}\"; narrow the signals or reword")
+                    break
+    return problems
+
+
 def _opposes(sentence: str, kp: KeyPoint, glossary) -> bool:
     """The sentence denies outright a term that the point affirms ("LSTM没有遗忘门")."""
     if claims.polarity(kp.point):
@@ -338,8 +405,14 @@ def _states(m: Misconception, sentence: str, similarity: float, glossary) -> boo
         clause = claims.in_order(sentence, m.signals, glossary)
         return clause is not None and claims.polarity(clause) == claims.polarity(m.claim)
     span = claims.claim_span(sentence, m.signals, glossary)
-    return (span is not None and similarity >= MISCONCEPTION_SIM
-            and claims.polarity(span) == claims.polarity(m.claim))
+    if span is None or similarity < MISCONCEPTION_SIM:
+        return False
+    wanted = claims.polarity(m.claim)
+    # an affirmed claim is not raised when another clause about its terms is a denial ("AUC综合了所有阈值，
+    # 与阈值无关"): a false flag costs the candidate 2 points, a missed one only a line of feedback
+    denied_nearby = any(claims.polarity(c) for c in claims.clauses(sentence)
+                        if claims.named_terms(c, m.signals, glossary))
+    return claims.polarity(span) == wanted and (wanted or not denied_nearby)
 
 
 def _credit(coverage: float) -> float:
