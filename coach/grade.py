@@ -44,12 +44,14 @@ TERM_WEIGHT = 0.55  # share of coverage from terms; the rest from meaning
 COVERED = 0.5
 KEYWORD_CAP, REPEAT_CAP, MISCONCEPTION_COST = 4.0, 2.0, 2.0
 MISCONCEPTION_SIM = 0.40
+PADDING_SIM = 0.30  # an unrelated sentence this close to a relevant one of the answer is part of it
+PADDING_FLOOR = 0.18  # below this a sentence is unrelated to the question, its answer and every point
 ALTERNATIVE_GAP = 0.10  # a second answering item this close in relevance is graded too
 
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
 _CLAUSE_SPLIT = re.compile(r"[,，;；]")
 # A clause with one of these says something about its terms; a keyword list has none.
-_PREDICATE = re.compile(r"是|会|可以|能够|把|让|使得|导致|因为|所以|通过|如果|就|用来|用于|可能|需要|不")
+_PREDICATE = re.compile(r"是|会|可以|能够|把|让|使得|导致|因为|所以|通过|如果|就|用|加|做|靠|可能|需要|不")
 
 
 @lru_cache(maxsize=1)
@@ -88,6 +90,7 @@ class Grade:
     model_answer: str = ""
     sources: list[dict] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    flag_evidence: dict[str, str] = field(default_factory=dict)  # flag -> the sentence that raised it
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -96,7 +99,7 @@ class Grade:
 class Analysis(NamedTuple):
     results: list[PointResult]
     found: list[FoundMisconception]
-    flags: list[str]
+    flags: dict[str, str]  # flag -> the sentence that raised it
     signals: dict[str, float]
 
 
@@ -138,6 +141,7 @@ class Grader:
     def __init__(self, kb, model=None):
         self.kb, self.model = kb, model  # model: a scoring.ScoreModel; None means the shipped one
         self._vectors: dict[tuple, np.ndarray] = {}
+        self._concepts: dict[tuple, set[str]] = {}
 
     # ---- public API ------------------------------------------------------
     def grade(self, answer: str, item_id: str | None = None, question: str | None = None) -> Grade:
@@ -225,7 +229,7 @@ class Grader:
             score=score, verdict=verdict_for(score), item_id=ref.item_id, question=ref.question, basis=ref.basis,
             covered=[r for r in results if r.covered], missing=[r for r in results if not r.covered],
             misconceptions=found, feedback=_feedback(ref, results, found, flags, score),
-            model_answer=ref.model_answer, sources=list(ref.sources), flags=flags,
+            model_answer=ref.model_answer, sources=list(ref.sources), flags=list(flags), flag_evidence=dict(flags),
         )
 
     def _cover_points(self, ref: Reference, answer: str, sentences, vectors) -> list[PointResult]:
@@ -293,23 +297,55 @@ class Grader:
         return found
 
     def _relevant(self, ref: Reference, sentences, vectors) -> list[bool]:
-        """Which sentences are about the question at all (for padding and off-topic checks)."""
+        """Which sentences are about the question (True), unclear (None), or clearly not (False).
+
+        A sentence is about the question when it is close in meaning to the question, the
+        model answer or any key point, or names a concept the reference names.
+        """
         anchor = self._cached(("anchor", ref.question, ref.model_answer[:400]),
                               lambda: self._embed([ref.question, ref.model_answer[:400]]))
-        floor = [SEM_LOW_EN if _mostly_english(s) else SEM_LOW for s in sentences]
-        return [bool(max(v @ anchor[0], v @ anchor[1]) >= f) for v, f in zip(vectors, floor)]
+        points = self._points(ref)
+        glossary = self.kb.bank.glossary
+        ref_concepts = self._ref_concepts(ref)
+        out = []
+        for sentence, v in zip(sentences, vectors):
+            floor = SEM_LOW_EN if _mostly_english(sentence) else SEM_LOW
+            best = max([float(v @ anchor[0]), float(v @ anchor[1]), *(float(v @ p) for p in points)])
+            named = bool(ref_concepts & set(glossary.concepts_in(sentence)))
+            out.append(True if best >= floor or named else (None if best >= PADDING_FLOOR else False))
+        return out
 
-    def _flags(self, ref: Reference, answer: str, sentences, relevant, results) -> list[str]:
-        flags = []
-        if not any(relevant) and max((r.coverage for r in results), default=0) < COVERED:
-            flags.append("off_topic")
-        elif not all(relevant) and len(sentences) > 1:
-            flags.append("padded")
+    def _ref_concepts(self, ref: Reference) -> set[str]:
+        key = ("concepts", ref.question, ref.model_answer[:200])
+        if key not in self._concepts:
+            text = " ".join([ref.question, ref.model_answer, *(kp.point for kp in ref.key_points)])
+            self._concepts[key] = set(self.kb.bank.glossary.concepts_in(text))
+        return self._concepts[key]
+
+    def _flags(self, ref: Reference, answer: str, sentences, relevant, results) -> dict[str, str]:
+        """Flags, each raised only when true; ``flag_evidence`` keeps the sentence behind it."""
+        flags: dict[str, str] = {}
+        unrelated = self._padding(sentences, relevant)
+        if not any(r is True for r in relevant) and max((r.coverage for r in results), default=0) < COVERED:
+            flags["off_topic"] = sentences[0]
+        elif unrelated and any(r is True for r in relevant):
+            flags["padded"] = unrelated[0]
         if _is_keyword_list(answer):
-            flags.append("keyword_only")
+            flags["keyword_only"] = answer.strip()[:200]
         if _restates(ref.question, answer):
-            flags.append("repeat")
+            flags["repeat"] = answer.strip()[:200]
         return flags
+
+    def _padding(self, sentences: list[str], relevant: list[bool]) -> list[str]:
+        """Sentences about something else: unrelated to the question, and to the answer's own
+        relevant sentences ("3）对初始化不那么敏感。" in a list is a terse item, not padding)."""
+        candidates = [i for i, ok in enumerate(relevant) if ok is not True and meaningful_length(sentences[i]) >= 10]
+        on_topic = [i for i, ok in enumerate(relevant) if ok]
+        if not candidates or not on_topic:
+            return []
+        vectors = self._embed([sentences[i] for i in candidates + on_topic])
+        near = vectors[: len(candidates)] @ vectors[len(candidates):].T
+        return [sentences[i] for i, row in zip(candidates, near) if float(row.max()) < PADDING_SIM]
 
     def _signals(self, ref, answer, sentences, vectors, relevant, results, flags) -> dict[str, float]:
         """The interpretable signals the score model reads (``scoring.FEATURES``)."""
@@ -327,7 +363,7 @@ class Grader:
             "best_sent_ref": float(np.max(vectors @ anchor[1])),
             "fit_margin": self._fit_margin(ref, whole),
             "loglen": float(np.log1p(meaningful_length(answer))), "nsent": float(len(sentences)),
-            "relevant_share": sum(relevant) / len(relevant),
+            "relevant_share": sum(r is True for r in relevant) / len(relevant),
             "keyword_only": float("keyword_only" in flags), "repeat": float("repeat" in flags),
             "off_topic": float("off_topic" in flags), "english": float(_mostly_english(answer)),
         }
