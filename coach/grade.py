@@ -35,6 +35,7 @@ from .bank import BankItem, KeyPoint, Misconception
 from .config import RESOURCES
 from .errors import InputError
 from .limits import check_answer
+from .relevance import named_terms
 from .text import compact, meaningful_length, normalize, split_sentences
 
 SEM_LOW, SEM_HIGH = 0.30, 0.70  # cosine below LOW means unrelated, above HIGH means same point
@@ -337,9 +338,11 @@ class Grader:
         return flags
 
     def _padding(self, sentences: list[str], relevant: list[bool]) -> list[str]:
-        """Sentences about something else: unrelated to the question, and to the answer's own
-        relevant sentences ("3）对初始化不那么敏感。" in a list is a terse item, not padding)."""
-        candidates = [i for i, ok in enumerate(relevant) if ok is not True and meaningful_length(sentences[i]) >= 10]
+        """Sentences about something else: naming no domain term, unrelated to the question, and to
+        the answer's own relevant sentences ("3）对初始化不那么敏感。" in a list is a terse item)."""
+        glossary = self.kb.bank.glossary
+        candidates = [i for i, ok in enumerate(relevant) if ok is not True and meaningful_length(sentences[i]) >= 10
+                      and not glossary.concepts_in(sentences[i]) and not named_terms(sentences[i])]
         on_topic = [i for i, ok in enumerate(relevant) if ok]
         if not candidates or not on_topic:
             return []
