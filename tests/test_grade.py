@@ -75,9 +75,33 @@ def test_stating_a_misconception_costs_points(grader):
     assert wrong.score <= honest.score - 1.5
 
 
-def test_denying_a_misconception_is_not_flagged(grader):
-    grade = grader.grade(GOOD + "注意γ和β不是人工设定的固定超参数。", item_id=ITEM)
-    assert not grade.misconceptions
+@pytest.mark.parametrize("denial", [
+    "注意γ和β不是人工设定的固定超参数。",
+    "γ和β并非固定的超参数,而是学出来的。",
+    "有人以为γ和β是人工设定的超参数，但其实不是，它们是可学习的。",
+    "γ和β无需人工设定，也不是固定超参数。",
+], ids=["bushi", "bingfei", "reported-then-denied", "wuxu"])
+def test_denying_a_misconception_is_not_flagged(grader, denial):
+    assert not grader.grade(GOOD + denial, item_id=ITEM).misconceptions
+
+
+def test_a_misconception_in_the_other_order_of_a_swap_is_caught(small_kb):
+    from dataclasses import replace
+
+    from coach.bank import Misconception
+    from coach.grade import Reference
+
+    swap = Misconception("推理时用当前batch的统计量", (("推理", "测试"), ("当前batch", "当前批次")), "推理时用滑动平均。", "swap")
+    ref = replace(Reference.from_item(small_kb.bank.get("norm-bn-purpose")), misconceptions=(swap,))
+    grader = Grader(small_kb)
+    assert grader.grade_reference(ref, "BN推理时用当前批次的均值方差做归一化。").misconceptions
+    assert not grader.grade_reference(ref, "用当前批次的统计量是训练时的做法，推理时用滑动平均。").misconceptions
+
+
+def test_every_flag_carries_the_sentence_that_raised_it(grader):
+    grade = grader.grade(PARTIAL + "我平时喜欢打篮球和看电影。今天北京的天气很好,适合出门散步。", item_id=ITEM)
+    assert grade.flags == ["padded"] and "篮球" in grade.flag_evidence["padded"]
+    assert "padded" not in grader.grade(GOOD, item_id=ITEM).flags
 
 
 def test_an_english_answer_is_graded_like_a_chinese_one(grader):
