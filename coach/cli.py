@@ -458,7 +458,10 @@ def interview_command(topics, difficulty, questions, time_limit, seed, resume_id
 
     kb = knowledge(None)
     level = difficulty if difficulty == "adaptive" else int(difficulty)
-    config = InterviewConfig(_topic_ids(topics), level, questions, time_limit).checked(kb.bank)  # before indexing
+    config = InterviewConfig(_topic_ids(topics), level, questions, time_limit)
+    # bank topics are checked before indexing; "docs" and "doc:<file>" need the index's documents
+    wants_docs = any(t == "docs" or t.startswith("doc:") for t in config.topics)
+    config = config.checked(kb.catalog if wants_docs else kb.bank)
     grader, history = _interview_engine(kb), _open_history(kb.settings)
     if resume_id:
         session = InterviewSession.resume(kb, grader, history, resume_id)
