@@ -28,9 +28,10 @@ import re
 from .text import normalize
 
 # Negation cues, and words that contain one but negate nothing.
-_CUE = re.compile(r"并非|并不|并没有|不是|没有|不|没|无|非|未|(?<![区类差分级告])别(?![的人])|\bnot\b|n't|\bno\b|\bnever\b|\bneither\b|\bnor\b|\bwithout\b")
+_CUE = re.compile(r"并非|并不|并没有|不是|没有|不|没|无|非|未|别(?![的人])|\bnot\b|n't|\bno\b|\bnever\b|\bneither\b|\bnor\b|\bwithout\b")
 _NOT_NEGATION = re.compile(
-    r"不同|不断|不少|不错|不仅|不过|不久|不管|不一定|不光|不外乎|不得不|不定|"
+    r"不同|不断|不少|不错|不仅|不过|不久|不管|不一定|不光|不外乎|不得不|不定|不变|不平衡|不均衡|"
+    r"(.)不\1|判别|识别|区别|类别|差别|分别|级别|告别|个别|"
     r"无论|无穷|无限|无监督|无偏|非线性|非常|非凸|非零|非负|除非|未来|未知|"
     r"\bno matter\b|\bnot only\b")
 _CLAUSE_END = re.compile(r"[,，;；。！？!?\n]|(?<=[a-z])\.\s")

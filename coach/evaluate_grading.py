@@ -45,7 +45,7 @@ def fit_score_model(grader, corpus: Path):
 
     rows = [r for r in load_rows(corpus / "eval" / "grading_blind") if half(r) == "tune"]
     rows += load_rows(corpus / "eval" / "grading_train")
-    rows += _answers_to_other_questions(rows)
+    rows += _answers_to_other_questions(rows, grader.kb.bank)
     feats, targets, groups = [], [], []
     for row in rows:
         if row.get("gold") is None or row["item_id"] not in grader.kb.bank.items:
@@ -64,20 +64,24 @@ def fit_score_model(grader, corpus: Path):
     return model
 
 
-def _answers_to_other_questions(rows: list[dict], per_question: int = 1) -> list[dict]:
-    """Good answers moved to another question: off-topic by the rubric (gold 0.5).
+def _answers_to_other_questions(rows: list[dict], bank, per_question: int = 1) -> list[dict]:
+    """Good answers moved to a question of another topic: off-topic by the rubric (gold 0.5).
 
-    Blind writers wrote few off-topic answers; a fluent answer to the wrong question is the
-    case the grader most needs to score low, so the training set gets some of its own.
+    Blind writers wrote few off-topic answers, all short; a long fluent answer to the wrong
+    question is what the grader most needs to score low, so the training set gets some.
     """
     import random
 
     rng = random.Random(7)
-    good = [r for r in rows if (r.get("gold") or 0) >= 6]
-    items = sorted({r["item_id"] for r in rows})
+    from .text import meaningful_length
+
+    good = [r for r in rows if (r.get("gold") or 0) >= 6 and r["item_id"] in bank.items
+            and meaningful_length(r["answer"]) >= 150]
+    items = sorted({r["item_id"] for r in rows if r["item_id"] in bank.items})
     out = []
     for item in items:
-        donors = [r for r in good if r["item_id"] != item]
+        topic = bank.items[item].topic
+        donors = [r for r in good if bank.items[r["item_id"]].topic != topic]
         for donor in rng.sample(donors, min(per_question, len(donors))):
             out.append({"item_id": item, "answer": donor["answer"], "gold": 0.5, "kind": "off_topic"})
     return out

@@ -290,10 +290,12 @@ class Grader:
         claims_vecs = self._cached(("claims", *(m.claim for m in ref.misconceptions)),
                                    lambda: self._embed([m.claim for m in ref.misconceptions]))
         sims = vectors @ claims_vecs.T
+        used: set[int] = set()  # one sentence costs at most one misconception (a claim and a swap may overlap)
         for j, m in enumerate(ref.misconceptions):
             for i, sentence in enumerate(sentences):
-                if _states(m, sentence, float(sims[i, j]), glossary):
+                if i not in used and _states(m, sentence, float(sims[i, j]), glossary):
                     found.append(FoundMisconception(m.claim, m.correction, sentence))
+                    used.add(i)
                     break
         return found
 

@@ -1,8 +1,6 @@
 """From what an answer covers to a score out of 10: a small combiner, fitted on blind answers.
 
 The key-point coverage of ``grade.py`` says *which* points an answer makes;
-``fit_margin`` says whether the answer fits its question better than any other
-bank question (a fluent answer to the wrong question does not);
 alone it under-credits answers in plain words ("几个矩阵乘起来还是一个矩阵"),
 because a small encoder scores a paraphrase of a point low. How close the whole
 answer is to the model answer and to the question carries what the points
@@ -30,8 +28,8 @@ import numpy as np
 
 from .config import RESOURCES
 
-FEATURES = ("points", "covw", "covmax", "frac_cov", "ref_cos", "q_cos", "best_sent_ref", "fit_margin", "loglen",
-            "nsent", "relevant_share", "keyword_only", "repeat", "off_topic", "english")
+FEATURES = ("points", "covw", "ref_cos", "q_cos", "best_sent_ref", "fit_margin", "loglen", "keyword_only", "repeat",
+            "off_topic", "english")
 FORMAT, VERSION = "coach-score-model", 1
 
 
