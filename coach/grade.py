@@ -43,7 +43,7 @@ SEM_LOW, SEM_HIGH = 0.30, 0.70  # cosine below LOW means unrelated, above HIGH m
 SEM_LOW_EN, SEM_HIGH_EN = 0.20, 0.55
 TERM_WEIGHT = 0.55  # share of coverage from terms; the rest from meaning
 COVERED = 0.5
-KEYWORD_CAP, REPEAT_CAP, MISCONCEPTION_COST = 4.0, 2.0, 2.0
+KEYWORD_CAP, REPEAT_CAP, OFF_TOPIC_CAP, MISCONCEPTION_COST = 4.0, 2.0, 1.0, 2.0
 MISCONCEPTION_SIM = 0.40
 PADDING_SIM = 0.30  # an unrelated sentence this close to a relevant one of the answer is part of it
 PADDING_FLOOR = 0.18  # below this a sentence is unrelated to the question, its answer and every point
@@ -140,7 +140,7 @@ class Grader:
     """Grades answers with the knowledge base's embedder and glossary; one per process."""
 
     def __init__(self, kb, model=None):
-        self.kb, self.model = kb, model  # model: a scoring.ScoreModel; None means the shipped one
+        self.kb, self.model = kb, model  # a scoring.ScoreModel; None: the shipped one; scoring.RULES: none
         self._vectors: dict[tuple, np.ndarray] = {}
         self._concepts: dict[tuple, set[str]] = {}
 
@@ -214,18 +214,29 @@ class Grader:
                      model_answer=ref.model_answer, sources=list(ref.sources), flags=["empty"])
 
     def analyse(self, ref: Reference, answer: str) -> "Analysis":
-        """Everything the score is made from: point coverage, misconceptions, flags and signals."""
+        """Everything the score is made from: point coverage, misconceptions, flags and signals.
+
+        Sentences that state a misconception earn no coverage and do not count as content:
+        the rest of the answer is read without them, then each misconception costs its points.
+        """
         sentences = split_sentences(answer) or [answer]
         vectors = self._embed(sentences)
+        found = self._misconceptions(ref, sentences, vectors)
+        if found:
+            wrong = {m.sentence for m in found}
+            kept = [i for i, s in enumerate(sentences) if s not in wrong]
+            if kept:
+                sentences, vectors = [sentences[i] for i in kept], vectors[kept]
+                answer = "".join(sentences)
         relevant = self._relevant(ref, sentences, vectors)
         results = self._cover_points(ref, answer, sentences, vectors)
-        found = self._misconceptions(ref, sentences, vectors)
         flags = self._flags(ref, answer, sentences, relevant, results)
         return Analysis(results, found, flags, self._signals(ref, answer, sentences, vectors, relevant, results, flags))
 
     def _grade(self, ref: Reference, answer: str) -> Grade:
         results, found, flags, signals = self.analyse(ref, answer)
-        score = self._score(signals, found, flags)
+        item = self.kb.catalog.items.get(ref.item_id) if ref.item_id else None
+        score = self._score(signals, found, flags, whole_item=item is not None and item.key_points == ref.key_points)
         return Grade(
             score=score, verdict=verdict_for(score), item_id=ref.item_id, question=ref.question, basis=ref.basis,
             covered=[r for r in results if r.covered], missing=[r for r in results if not r.covered],
@@ -383,12 +394,19 @@ class Grader:
         others = [float(v) for i, v in zip(ids, sims) if i != ref.item_id]
         return own - max(others, default=0.0)
 
-    def _score(self, signals: dict[str, float], found, flags) -> float:
-        """The model's score when one is shipped (else the weighted point credit), then the rules."""
-        from .scoring import default_model
+    def _score(self, signals: dict[str, float], found, flags, whole_item: bool = True) -> float:
+        """The model's score for a whole item (else the weighted point credit), then the rules.
+
+        A follow-up probe grades against one point; the model learned whole questions, so a
+        probe keeps the point credit.
+        """
+        from .scoring import RULES, default_model
 
         model = self.model if self.model is not None else default_model()
-        score = model.score(signals) if model is not None else signals["points"]
+        use_model = model is not None and model != RULES and whole_item
+        score = model.score(signals) if use_model else signals["points"]
+        if "off_topic" in flags:
+            score = min(score, OFF_TOPIC_CAP)
         if "keyword_only" in flags:
             score = min(score, KEYWORD_CAP)
         if "repeat" in flags:
