@@ -83,22 +83,30 @@ _CONTRAST = re.compile(r"^\s*(?:但|但是|可是|然而|其实|实际上|事实
 _REPORTED = re.compile(r"以为|认为|担心|觉得|误以为|常说|有人说|people think|believe")
 
 
-def claim_span(sentence: str, groups, glossary) -> str | None:
-    """The shortest run of consecutive clauses naming every group, or None.
-
-    A run that reports a belief and is contradicted by the next clause ("以前大家担心X，
-    但这个担心不成立") comes back with that clause, so its polarity reads as denied.
-    """
+def claim_span(sentence: str, groups, glossary) -> tuple[str, bool] | None:
+    """The shortest run of consecutive clauses naming every group, and whether the next clause
+    denies it as a reported belief ("以前大家担心X，但这个担心不成立"); None if no run names them all."""
     parts = clauses(sentence)
     for width in range(1, len(parts) + 1):
         for i in range(len(parts) - width + 1):
             span = "，".join(parts[i:i + width])
             if all(_find(g, span, glossary) for g in groups):
                 after = parts[i + width] if i + width < len(parts) else ""
-                if _REPORTED.search(span) and _CONTRAST.search(after) and polarity(after):
-                    return f"{span}，并非如此"  # the belief, marked as denied by what follows
-                return span
+                return span, bool(_REPORTED.search(span) and _CONTRAST.search(after) and polarity(after))
     return None
+
+
+def stated_polarity(sentence: str, groups, glossary) -> int | None:
+    """The polarity a sentence gives the claim its groups name, or None when it names them not.
+
+    A reported belief that the next clause denies ("很多人以为R²一定在0到1之间，其实不是")
+    counts as the opposite of what the reporting clause says.
+    """
+    found = claim_span(sentence, groups, glossary)
+    if found is None:
+        return None
+    span, denied = found
+    return polarity(span) ^ int(denied)
 
 
 def in_order(sentence: str, groups, glossary) -> str | None:

@@ -463,15 +463,17 @@ def _states(m: Misconception, sentence: str, similarity: float, glossary) -> boo
     if m.kind == "swap":
         clause = claims.in_order(sentence, m.signals, glossary)
         return clause is not None and claims.polarity(clause) == claims.polarity(m.claim)
-    span = claims.claim_span(sentence, m.signals, glossary)
-    if span is None or similarity < MISCONCEPTION_SIM:
+    stated = claims.stated_polarity(sentence, m.signals, glossary)
+    if stated is None or similarity < MISCONCEPTION_SIM:
         return False
-    wanted = claims.polarity(m.claim)
+    # the claim's own polarity is read the same way, on the clauses that name its signals
+    own = claims.stated_polarity(m.claim, m.signals, glossary)
+    wanted = claims.polarity(m.claim) if own is None else own
     # an affirmed claim is not raised when another clause about its terms is a denial ("AUC综合了所有阈值，
     # 与阈值无关"): a false flag costs the candidate 2 points, a missed one only a line of feedback
     denied_nearby = any(claims.polarity(c) for c in claims.clauses(sentence)
                         if claims.named_terms(c, m.signals, glossary))
-    return claims.polarity(span) == wanted and (wanted or not denied_nearby)
+    return stated == wanted and (wanted or not denied_nearby)
 
 
 def _credit(coverage: float) -> float:

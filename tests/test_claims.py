@@ -33,9 +33,14 @@ def test_a_swap_is_read_from_the_order_of_its_groups(glossary):
     assert claims.in_order("更快的是one-stage，two-stage更准", groups, glossary) is None
 
 
-def test_a_reported_belief_that_the_next_clause_denies_reads_as_denied(glossary):
-    span = claims.claim_span("以前大家担心会陷入很差的局部极小值，但这个担心在高维里基本不成立", (("局部极小",),), glossary)
-    assert claims.polarity(span) == 1
+@pytest.mark.parametrize("sentence, stated", [
+    ("以前大家担心会陷入很差的局部极小值，但这个担心在高维里基本不成立", 1),
+    ("很多人以为R²不可能为负，其实不是，比预测均值还差时就是负的", 0),
+    ("训练会陷入局部极小值", 0),
+], ids=["affirmed-belief-denied", "negated-belief-denied", "plain"])
+def test_a_reported_belief_that_the_next_clause_denies_reads_as_its_opposite(glossary, sentence, stated):
+    groups = (("局部极小", "R²"),)
+    assert claims.stated_polarity(sentence, groups, glossary) == stated
 
 
 def test_short_names_match_as_words_not_inside_other_words(glossary):
