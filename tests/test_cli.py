@@ -38,8 +38,10 @@ def test_search_json_prints_hits_with_the_documented_fields(run, tmp_path):
     result = run("search", "BN层为什么要加γ和β", "-k", "3", "--json", "--index-dir", tmp_path / "ix")
     hits = json.loads(result.stdout)
     assert len(hits) == 3 and [h["rank"] for h in hits] == [1, 2, 3]
-    assert all({"rank", "score", "text", "source", "title", "item_id"} <= set(h) for h in hits)
+    assert all({"rank", "score", "relevance", "text", "source", "title", "item_id"} <= set(h) for h in hits)
     assert hits[0]["item_id"] == "norm-bn-gamma-beta" and hits[0]["source"] == "bank"
+    assert hits[0]["relevance"] >= 0.5 and all(0 <= h["relevance"] <= 1 for h in hits)
+    assert "features" not in hits[0]  # the signals stay internal
 
 
 def test_search_batch_prints_one_json_array_per_query_in_order(run, tmp_path):

@@ -115,3 +115,18 @@ def test_a_real_process_with_answers_piped_on_stdin(tmp_path):
     assert len(re.findall(r"\d+\.\d/10", done.stdout[done.stdout.index("# 模拟面试报告"):])) >= 2
     assert REPORT_NAME.fullmatch(saved_report(done.stdout).name)
     assert saved_report(done.stdout).parent == Path(os.environ["COACH_HOME"]) / "reports"
+
+
+def test_an_interview_over_my_documents_asks_their_questions_and_cites_them():
+    notes = ROOT / "tests" / "fixtures" / "docs" / "llm_notes.md"
+    assert coach("ingest", str(notes)).exit_code == 0
+    result = coach("interview", "--topics", "docs", "--questions", "2", input="不知道\n不知道\n")
+    assert result.exit_code == 0, result.output
+    assert "我的资料 · llm_notes.md" in result.output and "来源:llm_notes.md" in result.output
+    assert len(GRADE_LINE.findall(result.output)) == 2
+
+
+def test_asking_for_documents_when_there_are_none_gets_one_sentence():
+    result = CliRunner().invoke(cli, ["interview", "--topics", "docs"], input="")
+    assert result.exit_code != 0 and "upload a Q&A page first" in result.output
+    assert "Traceback" not in result.output
