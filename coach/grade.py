@@ -546,7 +546,10 @@ def _feedback(ref: Reference, results, found, flags, score: float) -> list[str]:
         out.append(text["document_basis"].format(source=_source_label(ref)))
     for flag in ("off_topic", "repeat", "keyword_only", "padded"):
         if flag in flags:
-            out.append(text[flag])
+            line = text[flag]
+            if flag == "padded":  # say which sentence, so the candidate can check the claim
+                line += text["evidence"].format(sentence=flags[flag][:60])
+            out.append(line)
     out += [text["misconception"].format(correction=m.correction) for m in found]
     missing = sorted((r for r in results if not r.covered), key=lambda r: -r.weight)
     out += [text["missing"].format(point=r.point) for r in missing[:3]]

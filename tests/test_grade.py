@@ -104,6 +104,7 @@ def test_a_misconception_in_the_other_order_of_a_swap_is_caught(small_kb):
 def test_every_flag_carries_the_sentence_that_raised_it(grader):
     grade = grader.grade(PARTIAL + "我平时喜欢打篮球和看电影。今天北京的天气很好,适合出门散步。", item_id=ITEM)
     assert grade.flags == ["padded"] and "篮球" in grade.flag_evidence["padded"]
+    assert any("篮球" in line for line in grade.feedback)  # the candidate sees which sentence
     assert "padded" not in grader.grade(GOOD, item_id=ITEM).flags
 
 
