@@ -203,9 +203,10 @@ class Grader:
     # ---- grading -----------------------------------------------------------
     def _unmatched(self, ref: Reference) -> Grade:
         text = feedback_text()
-        near = "、".join(f"「{s['title']}」" for s in ref.sources if s.get("title")) or "-"
+        near = "、".join(f"「{s['title']}」" for s in ref.sources if s.get("title"))
+        feedback = [text["unmatched"]] + ([text["unmatched_near"].format(near=near)] if near else [])
         return Grade(None, text["unmatched_verdict"], None, ref.question, "none",
-                     feedback=[text["unmatched"].format(near=near)], sources=list(ref.sources), flags=["unmatched"])
+                     feedback=feedback, sources=list(ref.sources), flags=["unmatched"])
 
     def _empty(self, ref: Reference) -> Grade:
         text = feedback_text()

@@ -188,6 +188,8 @@ def test_engine_messages_are_shown_in_chinese_and_unknown_ones_as_they_are():
         "回答有 6000 个字符，请控制在 5000 个字符以内。"
     assert message_for(InputError("notes.pdf is password-protected; save an unprotected copy.")).startswith("notes.pdf 设置了密码")
     assert message_for(InputError("Something new happened.")) == "Something new happened."
+    assert message_for(InputError("No documents with questions are in the knowledge base yet; upload a Q&A page "
+                                  "first.")).startswith("知识库里还没有带问答的资料")
 
 
 def test_covered_and_wrong_sentences_are_marked_in_the_answer(coach):
