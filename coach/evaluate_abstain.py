@@ -83,19 +83,17 @@ def _same_section(hit, doc: str, sections: list[str]) -> bool:
 
 
 def _section_of(row: dict) -> tuple[str, list[str]]:
-    doc = row["gold_doc"]
     sections = [row[k] for k in ("gold_section", "gold_section_short", "gold_section_alt") if row.get(k)]
-    if doc == "llm_notes.md" and str(sections[0]).isdigit():  # notes rows name the heading by its number
-        sections = [NOTES_HEADINGS[int(sections[0]) - 1]]
-    return doc, sections
+    return row["gold_doc"], [str(s) for s in sections]
 
 
-NOTES_HEADINGS: list[str] = []
-
-
-def _load_notes_headings(folder: Path) -> None:
+def _name_notes_sections(folder: Path, rows: list[dict]) -> None:
+    """Notes rows name their heading by its number; put the heading's text in its place."""
     text = (folder / "docs" / "llm_notes.md").read_text(encoding="utf-8")
-    NOTES_HEADINGS[:] = [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
+    headings = [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
+    for row in rows:
+        if str(row["gold_section"]).isdigit():
+            row["gold_section"] = headings[int(row["gold_section"]) - 1]
 
 
 def labelled_candidates(kb, part: str, row: dict, unlabelled_docs=frozenset()) -> list[tuple[dict, int]]:
@@ -193,7 +191,7 @@ def evaluate_abstain(settings, folder: Path | None = None, seeds_dir: Path | Non
     folder = Path(folder or settings.corpus_dir / "eval" / "abstain")
     seeds_dir = Path(seeds_dir or settings.corpus_dir.parent.parent / "shared" / "seeds")
     rows = load_set(folder)
-    _load_notes_headings(folder)
+    _name_notes_sections(folder, rows["notes"])
     with tempfile.TemporaryDirectory() as tmp:
         kb = build_kb(settings, folder, seeds_dir, Path(tmp), progress)
         model = None

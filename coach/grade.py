@@ -232,7 +232,7 @@ class Grader:
         relevant = self._relevant(ref, sentences, vectors)
         results = self._cover_points(ref, answer, sentences, vectors)
         flags = self._flags(ref, answer, sentences, relevant, results)
-        return Analysis(results, found, flags, self._signals(ref, answer, sentences, vectors, relevant, results, flags))
+        return Analysis(results, found, flags, self._signals(ref, answer, vectors, results, flags))
 
     def _grade(self, ref: Reference, answer: str) -> Grade:
         results, found, flags, signals = self.analyse(ref, answer)
@@ -364,23 +364,19 @@ class Grader:
         near = vectors[: len(candidates)] @ vectors[len(candidates):].T
         return [sentences[i] for i, row in zip(candidates, near) if float(row.max()) < PADDING_SIM]
 
-    def _signals(self, ref, answer, sentences, vectors, relevant, results, flags) -> dict[str, float]:
+    def _signals(self, ref, answer, vectors, results, flags) -> dict[str, float]:
         """The interpretable signals the score model reads (``scoring.FEATURES``)."""
         total = sum(r.weight for r in results) or 1
         anchor = self._cached(("anchor", ref.question, ref.model_answer[:400]),
                               lambda: self._embed([ref.question, ref.model_answer[:400]]))
         whole = self._embed([answer[:400]])[0]
-        coverages = [r.coverage for r in results]
         return {
             "points": 10 * sum(r.weight * _credit(r.coverage) for r in results) / total,
             "covw": sum(r.weight * r.coverage for r in results) / total,
-            "covmax": max(coverages, default=0.0),
-            "frac_cov": sum(r.covered for r in results) / max(1, len(results)),
             "ref_cos": float(whole @ anchor[1]), "q_cos": float(whole @ anchor[0]),
             "best_sent_ref": float(np.max(vectors @ anchor[1])),
             "fit_margin": self._fit_margin(ref, whole),
-            "loglen": float(np.log1p(meaningful_length(answer))), "nsent": float(len(sentences)),
-            "relevant_share": sum(r is True for r in relevant) / len(relevant),
+            "loglen": float(np.log1p(meaningful_length(answer))),
             "keyword_only": float("keyword_only" in flags), "repeat": float("repeat" in flags),
             "off_topic": float("off_topic" in flags), "english": float(_mostly_english(answer)),
         }

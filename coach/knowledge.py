@@ -78,6 +78,7 @@ class KnowledgeBase:
         self._data: IndexData | None = None
         self._retriever: Retriever | None = None
         self._catalog: tuple[IndexData, Bank] | None = None
+        self._relevance_model = None  # None: the shipped weights (see set_relevance_model)
 
     @cached_property
     def bank(self) -> Bank:
@@ -118,7 +119,7 @@ class KnowledgeBase:
     def retriever(self) -> Retriever:
         if self._retriever is None:
             self._retriever = Retriever(self.data, self.embedder, self.bank.glossary, self.reranker,
-                                        model=getattr(self, "_relevance_model", None))
+                                        model=self._relevance_model)
         return self._retriever
 
     def _load_fresh(self) -> IndexData:

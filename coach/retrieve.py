@@ -177,13 +177,14 @@ class Retriever:
         every hit carries the calibrated ``relevance`` it has among its kind's candidates.
         """
         qvecs = self._query_vectors(query)
-        fused = _fuse(self._signals(query, mode, qvecs), WEIGHTS[mode])
+        hybrid = self._hybrid(query, qvecs)  # relevance is judged on the hybrid candidates, whatever the mode
+        fused = hybrid if mode == "hybrid" else _fuse(self._signals(query, mode, qvecs), WEIGHTS[mode])
         if kind:
             fused = [(u, s) for u, s in fused if self.data.units[u].kind == kind]
         fused = self._dedupe(fused, limit=max(k, 20) if self.reranker is not None else k)
         if self.reranker is not None and fused:
             fused = self._rerank(query, fused)
-        scored = {h.group: h for hits in self._candidates(query, qvecs, fused[:k]).values() for h in hits}
+        scored = {h.group: h for hits in self._candidates(query, qvecs, hybrid, fused[:k]).values() for h in hits}
         hits = [self._hit(rank, u, s) for rank, (u, s) in enumerate(fused[:k], 1)]
         for hit in hits:
             hit.relevance, hit.features = scored[hit.group].relevance, scored[hit.group].features
@@ -195,12 +196,15 @@ class Retriever:
         The two kinds are retrieved apart so that a user's notes are never crowded out of
         the shortlist by bank items that merely share words with the query.
         """
-        return self._candidates(query, self._query_vectors(query), [], per_kind)
+        qvecs = self._query_vectors(query)
+        return self._candidates(query, qvecs, self._hybrid(query, qvecs), [], per_kind)
 
-    def _candidates(self, query: str, qvecs: np.ndarray, extra: list[tuple[int, float]],
-                    per_kind: int = 8) -> dict[str, list[Hit]]:
-        """Each kind's top ``per_kind`` units (plus ``extra`` ones) with features and relevance."""
-        fused = _fuse(self._signals(query, "hybrid", qvecs), WEIGHTS["hybrid"])
+    def _hybrid(self, query: str, qvecs: np.ndarray) -> list[tuple[int, float]]:
+        return _fuse(self._signals(query, "hybrid", qvecs), WEIGHTS["hybrid"])
+
+    def _candidates(self, query: str, qvecs: np.ndarray, fused: list[tuple[int, float]],
+                    extra: list[tuple[int, float]], per_kind: int = 8) -> dict[str, list[Hit]]:
+        """Each kind's top ``per_kind`` units of ``fused`` (plus ``extra`` ones) with features and relevance."""
         terms = rel.query_terms(query, self.glossary, self.terms)
         out: dict[str, list[Hit]] = {}
         for kind in ("bank", "doc"):
