@@ -53,6 +53,8 @@ class BankItem:
     follow_ups: tuple[str, ...]
     tags: tuple[str, ...]
     file: str
+    format: str = "concept"  # concept, calculation, design or coding (see FORMATS)
+    code: str = ""  # reference code of a coding item (shown with the model answer)
 
     @property
     def all_questions(self) -> list[str]:
@@ -186,6 +188,9 @@ class _Where:
         raise BankError(f"{self.file}, item {self.item}: {what}; see corpus/README.md for the schema.")
 
 
+FORMATS = ("concept", "calculation", "design", "coding")
+
+
 def _item(entry, topic: str, file: str, n: int) -> BankItem:
     if not isinstance(entry, dict):
         _Where(file, f"#{n}").fail("is not a mapping")
@@ -208,7 +213,14 @@ def _item(entry, topic: str, file: str, n: int) -> BankItem:
     answer = _text(entry.get("answer"))
     if len(answer) < 40:
         where.fail("answer (the reference answer) is missing or shorter than 40 characters")
+    fmt = _text(entry.get("format")) or "concept"
+    if fmt not in FORMATS:
+        where.fail(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    code = str(entry.get("code") or "").strip("\n")
+    if fmt == "coding" and not code.strip():
+        where.fail("a coding item needs its reference code in 'code'")
     return BankItem(
+        format=fmt, code=code,
         id=item_id, topic=topic, difficulty=difficulty,
         question=_text(question["zh"]), question_en=_text(question["en"]), asks=tuple(asks),
         key_points=tuple(points), answer=answer,
