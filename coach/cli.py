@@ -25,11 +25,22 @@ class CoachGroup(click.Group):
     """Turns a CoachError anywhere below into one line on stderr."""
 
     def invoke(self, ctx):
+        import sqlite3
+
         try:
             return super().invoke(ctx)
         except CoachError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {_printable(str(exc))}", fg="red", err=True)
             sys.exit(1)
+        except sqlite3.DatabaseError:
+            click.secho("error: a database file of the coach is damaged or locked; move the history file "
+                        "(COACH_HOME/history.sqlite3) away or rebuild the index with `coach index build`.", fg="red", err=True)
+            sys.exit(1)
+
+
+def _printable(text: str) -> str:
+    """Text any terminal encoding can print (lone surrogates from a non-UTF-8 argument become U+FFFD)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @click.group(cls=CoachGroup)
@@ -86,7 +97,7 @@ def knowledge(index_dir: Path | None, progress=None):
 
 def print_report(report) -> None:
     for name, count in report.added.items():
-        click.echo(f"added {name}: {count} chunks")
+        click.echo(f"{'replaced' if name in report.replaced else 'added'} {name}: {count} chunks")
     for name in report.unchanged:
         click.echo(f"unchanged {name}: already indexed")
     for name, message in report.errors.items():
@@ -117,12 +128,71 @@ def index_build(index_dir, docs):
 @cli.command()
 @INDEX_DIR
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def ingest(index_dir, paths):
-    """Add documents (.txt .md .html .pdf .docx) to the index."""
+@click.option("--replace", is_flag=True, help="Replace a document already indexed under the same name with this content.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object (progress as JSON lines on stderr).")
+def ingest(index_dir, paths, replace, as_json):
+    """Add documents (.txt .md .html .pdf .docx), or folders of them, to the index.
+
+    A document is known by its path as given (a/notes.md and b/notes.md are two documents)
+    and its content; the same name with new content is replaced only with --replace.
+    Only regular files are read; links leading outside the folder given are skipped."""
+    if as_json:
+        def report_json(stage, done, total):
+            click.echo(json.dumps({"stage": stage, "done": done, "total": total}), err=True)
+        try:
+            result = knowledge(index_dir, report_json).ingest(list(paths), replace=replace)
+        except CoachError as exc:
+            click.echo(json.dumps({"error": str(exc)}, ensure_ascii=False))
+            sys.exit(1)
+        click.echo(json.dumps({"added": result.added, "replaced": result.replaced, "unchanged": result.unchanged,
+                               "errors": result.errors}, ensure_ascii=False))
+        sys.exit(1 if result.errors else 0)
     with progress_bar() as report:
-        result = knowledge(index_dir, report).ingest(list(paths))
+        result = knowledge(index_dir, report).ingest(list(paths), replace=replace)
     print_report(result)
     sys.exit(1 if result.errors else 0)
+
+
+WORKER_MEMORY = 6 * 2**30  # bytes of address space an ingest worker may use
+
+
+@cli.command("ingest-worker", hidden=True)
+def ingest_worker():
+    """The web app's upload worker: one JSON job a line on stdin ({"paths": [...], "replace": bool});
+    progress lines and one result line ({"added", "replaced", "unchanged", "errors"} or {"error"}) on stdout."""
+    _lower_priority()
+    kb = knowledge(None, lambda stage, done, total: _emit({"stage": stage, "done": done, "total": total}))
+    kb.embedder  # noqa: B018 - loaded once, before the first job
+    for line in sys.stdin:
+        try:
+            job = json.loads(line)
+            result = kb.ingest([Path(p) for p in job["paths"]], replace=bool(job.get("replace")))
+        except CoachError as exc:
+            _emit({"error": str(exc)})
+            continue
+        except (ValueError, KeyError, TypeError):
+            _emit({"error": "The upload request was malformed."})
+            continue
+        _emit({"added": result.added, "replaced": result.replaced, "unchanged": result.unchanged, "errors": result.errors})
+
+
+def _emit(event: dict) -> None:
+    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _lower_priority() -> None:
+    """The web app's ingest worker: below the chat workers in CPU priority, and bounded in memory."""
+    import os
+    import resource
+
+    try:
+        os.nice(10)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = WORKER_MEMORY if hard == resource.RLIM_INFINITY else min(WORKER_MEMORY, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (OSError, ValueError):
+        pass
 
 
 @cli.command()
@@ -150,7 +220,7 @@ def remove(index_dir, source):
 @click.argument("query", required=False)
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Number of hits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-@click.option("--batch", type=click.File("r", encoding="utf-8"), help="One query a line; one JSON array a line out.")
+@click.option("--batch", type=click.File("rb"), help="One query a line; one JSON array a line out ({\"error\": ...} for a bad line).")
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
 def search(index_dir, query, k, as_json, batch, mode):
     """Search the bank and your documents."""
@@ -160,9 +230,14 @@ def search(index_dir, query, k, as_json, batch, mode):
         raise CoachError("Give either a QUERY or --batch FILE, not both or neither.")
     kb = knowledge(index_dir)
     if batch:
-        for line in batch:
-            hits = kb.search(check_query(line.strip()), k=k, mode=mode) if line.strip() else []
-            click.echo(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
+        for line in batch_lines(batch):
+            try:
+                if isinstance(line, CoachError):
+                    raise line
+                hits = kb.search(check_query(line.strip()), k=k, mode=mode) if line.strip() else []
+                click.echo(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
+            except CoachError as exc:
+                click.echo(json.dumps({"error": str(exc)}, ensure_ascii=False))
         return
     hits = kb.search(check_query(query), k=k, mode=mode)
     if as_json:
@@ -231,16 +306,19 @@ def _print_answer(answer) -> None:
 @click.option("--answer", help="The answer to grade.")
 @click.option("--answer-file", type=click.File("r", encoding="utf-8"), help="Read the answer from a file ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--batch", type=click.File("r", encoding="utf-8"),
-              help='JSONL: {"question" or "question_id", "answer"} a line; one JSON result a line out.')
+@click.option("--batch", type=click.File("rb"),
+              help='JSONL: {"question" or "question_id", "answer"} a line; one JSON result a line out '
+                   '({"error": ...} for a bad line).')
 def grade(index_dir, question_id, question, answer, answer_file, as_json, batch):
     """Grade an answer: score, covered and missed key points, misconceptions, model answer."""
     from .grade import Grader
 
     grader = Grader(knowledge(index_dir))
     if batch:
-        for line in batch:
-            if line.strip():
+        for line in batch_lines(batch):
+            if isinstance(line, CoachError):
+                click.echo(json.dumps({"error": str(line)}, ensure_ascii=False))
+            elif line.strip():
                 click.echo(json.dumps(_grade_line(grader, line), ensure_ascii=False))
         return
     if bool(question_id) == bool(question):
@@ -262,12 +340,43 @@ def grade_json(result) -> dict:
     return {k: full[k] for k in keys}
 
 
+def batch_lines(stream):
+    """The lines of a --batch file as text; a line that is not UTF-8 or is too long is a
+    ``CoachError`` in its place, so one bad line never stops the others."""
+    from .limits import MAX_LINE_CHARS
+
+    while True:
+        raw = stream.readline(4 * MAX_LINE_CHARS + 1)
+        if not raw:
+            return
+        if len(raw) > 4 * MAX_LINE_CHARS and not raw.endswith(b"\n"):
+            while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield CoachError(f"This line is longer than {MAX_LINE_CHARS} characters; shorten it.")
+            continue
+        try:
+            line = raw.decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
+            yield CoachError("This line is not valid UTF-8; save the file as UTF-8.")
+            continue
+        yield line if len(line) <= MAX_LINE_CHARS else CoachError(
+            f"This line is longer than {MAX_LINE_CHARS} characters; shorten it.")
+
+
 def _grade_line(grader, line: str) -> dict:
+    from .limits import check_answer, check_id, check_query
+
     try:
         row = json.loads(line)
-        if not isinstance(row, dict) or "answer" not in row:
+        if not isinstance(row, dict) or "answer" not in row or not ({"question", "question_id"} & set(row)):
             raise CoachError('Each line needs {"question" or "question_id", "answer"}.')
-        return grade_json(grader.grade(str(row["answer"]), item_id=row.get("question_id"), question=row.get("question")))
+        if row["answer"] is None:
+            raise CoachError('"answer" must be text; use "" for an empty answer.')
+        item_id = check_id(row.get("question_id"), '"question_id"') or None
+        question = check_query(row["question"]) if row.get("question") is not None and not item_id else None
+        return grade_json(grader.grade(check_answer(row["answer"]), item_id=item_id, question=question))
+    except RecursionError:
+        return {"error": "This line nests too deeply; write one flat JSON object a line."}
     except ValueError:
         return {"error": "This line is not valid JSON; write one JSON object a line."}
     except CoachError as exc:

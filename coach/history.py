@@ -32,7 +32,7 @@ import json
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fsrs import Card, Rating, Scheduler
@@ -117,7 +117,19 @@ def m002_create_indexes(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX sessions_started ON sessions(started_at)")
 
 
-MIGRATIONS = [m001_create_tables, m002_create_indexes]
+def m003_api_tokens(db: sqlite3.Connection) -> None:
+    """Interviews started over the API, by a hash of their secret token (the token itself is never stored)."""
+    db.execute("""CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        client TEXT NOT NULL,   -- the user name, or the client's address without a login
+        created_at TEXT NOT NULL,
+        last_used TEXT NOT NULL
+    )""")
+    db.execute("CREATE INDEX api_tokens_client ON api_tokens(client, last_used)")
+
+
+MIGRATIONS = [m001_create_tables, m002_create_indexes, m003_api_tokens]
 
 
 # ---- records -----------------------------------------------------------------------
@@ -233,13 +245,15 @@ class History:
             self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA foreign_keys = ON")
+            if self.db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
             if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
                 raise CoachError(f"{self.path} stayed locked by another session for {timeout:g} s; "
                                  "try again when it has finished.") from None
-            raise CoachError(f"{self.path} is not a readable history database; "
+            raise CoachError(f"{self.path} is not a readable history database (it may be damaged); "
                              "move it away to start a new one.") from None
 
     @classmethod
@@ -304,6 +318,43 @@ class History:
             db.execute("DELETE FROM turns WHERE session_id = ? AND answered_at IS NULL", (session_id,))
             db.execute("UPDATE sessions SET status = ?, finished_at = ? WHERE id = ? AND status = 'active'",
                        (status, iso(now), session_id))
+
+    def close_abandoned(self, idle: timedelta, now: datetime) -> int:
+        """Stop every active session with no question asked or answered for ``idle``: a closed browser
+        tab or a client that went away leaves no session "active" for ever. Returns how many."""
+        cutoff = iso(now - idle)
+        with self._write() as db:
+            stale = [r[0] for r in db.execute("""
+                SELECT s.id FROM sessions s JOIN turns t ON t.session_id = s.id
+                WHERE s.status = 'active' GROUP BY s.id
+                HAVING MAX(COALESCE(t.answered_at, t.asked_at)) < ?""", (cutoff,))]
+            for session_id in stale:
+                db.execute("DELETE FROM turns WHERE session_id = ? AND answered_at IS NULL", (session_id,))
+                db.execute("UPDATE sessions SET status = 'stopped', finished_at = ? WHERE id = ?", (iso(now), session_id))
+        return len(stale)
+
+    # ---- interviews over the API, by token -------------------------------------------
+    def add_token(self, token_hash: str, session_id: str, client: str, now: datetime, per_client: int) -> list[str]:
+        """Record an API interview's token; the client's least recently used interviews beyond
+        ``per_client`` are stopped (never another client's). Returns the ids stopped."""
+        with self._write() as db:
+            db.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?)", (token_hash, session_id, client, iso(now), iso(now)))
+            rows = db.execute("""SELECT a.session_id FROM api_tokens a JOIN sessions s ON s.id = a.session_id
+                                 WHERE a.client = ? AND s.status = 'active'
+                                 ORDER BY a.last_used DESC, a.created_at DESC""", (client,)).fetchall()
+            stopped = [r[0] for r in rows[per_client:]]
+            for session_id in stopped:
+                db.execute("DELETE FROM turns WHERE session_id = ? AND answered_at IS NULL", (session_id,))
+                db.execute("UPDATE sessions SET status = 'stopped', finished_at = ? WHERE id = ?", (iso(now), session_id))
+        return stopped
+
+    def session_for_token(self, token_hash: str, now: datetime) -> str | None:
+        """The session an API token opens (and marks it used), or None."""
+        with self._write() as db:
+            row = db.execute("SELECT session_id FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE api_tokens SET last_used = ? WHERE token_hash = ?", (iso(now), token_hash))
+        return row[0] if row else None
 
     def list_sessions(self, limit: int = 20) -> list[SessionSummary]:
         rows = self.db.execute("""

@@ -83,7 +83,9 @@ class InterviewConfig:
         """This config with its values normalised, or a CoachError saying what to fix."""
         from .documents import expand_topics
 
-        topics = expand_topics(self.topics, bank.topics)
+        from .limits import MAX_TIME_LIMIT_S, check_ids, check_number
+
+        topics = expand_topics(tuple(check_ids(self.topics)), bank.topics)
         if self.topics and not topics:
             raise CoachError("No documents with questions are in the knowledge base yet; upload a Q&A page first.")
         unknown = [t for t in topics if t not in bank.topics]
@@ -92,14 +94,13 @@ class InterviewConfig:
                              f"valid topic ids are: {', '.join(bank.topics)}.")
         difficulty = self.difficulty if self.difficulty == ADAPTIVE else _int(self.difficulty)
         if difficulty not in (1, 2, 3, ADAPTIVE):
-            raise InputError(f"Difficulty must be 1, 2, 3 or {ADAPTIVE}, not {self.difficulty!r}.")
-        if not 1 <= int(self.questions) <= MAX_QUESTIONS:
-            raise InputError(f"Ask between 1 and {MAX_QUESTIONS} questions, not {self.questions}.")
-        if self.time_limit is not None and float(self.time_limit) <= 0:
-            raise InputError("The time limit must be a positive number of seconds.")
-        return replace(self, topics=topics, difficulty=difficulty,
-                       questions=int(self.questions),
-                       time_limit=None if self.time_limit is None else float(self.time_limit))
+            raise InputError(f"Difficulty must be 1, 2, 3 or {ADAPTIVE}, not {str(self.difficulty)[:20]!r}.")
+        questions = check_number(self.questions, "The number of questions", 1, MAX_QUESTIONS, 5)
+        if questions != int(questions):
+            raise InputError(f"Ask between 1 and {MAX_QUESTIONS} questions, a whole number.")
+        limit = check_number(self.time_limit, "The time limit (seconds)", 0, MAX_TIME_LIMIT_S)
+        return replace(self, topics=topics, difficulty=difficulty, questions=int(questions),
+                       time_limit=limit or None)
 
     def to_json(self) -> dict:
         return {**asdict(self), "topics": list(self.topics)}

@@ -17,6 +17,7 @@ failure part-way leaves the index as it was.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +31,7 @@ from .config import Settings
 from .errors import CoachError, IngestError
 from .index import IndexData, Unit
 from .retrieve import Hit, Lookup, Retriever
+from .ingest import display
 from .text import meaningful_length
 
 # progress(stage, done, total): every long step reports through it
@@ -44,7 +46,8 @@ def _quiet(stage: str, done: int, total: int) -> None:
 class IngestReport:
     added: dict[str, int] = field(default_factory=dict)  # source -> chunks
     unchanged: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)  # file name -> one sentence
+    errors: dict[str, str] = field(default_factory=dict)  # document name -> one sentence
+    replaced: list[str] = field(default_factory=list)  # names whose old content was replaced
 
 
 def bank_unit(item: BankItem) -> Unit:
@@ -79,6 +82,8 @@ class KnowledgeBase:
         self._retriever: Retriever | None = None
         self._catalog: tuple[IndexData, Bank] | None = None
         self._relevance_model = None  # None: the shipped weights (see set_relevance_model)
+        self._segments: dict = {}  # verified segments by name, so a new generation reads only what is new
+        self._loading = threading.RLock()
 
     @cached_property
     def bank(self) -> Bank:
@@ -101,63 +106,133 @@ class KnowledgeBase:
     # ---- loading -------------------------------------------------------
     @property
     def data(self) -> IndexData:
-        if self._data is None:
-            self._data = self._load_fresh()
-        return self._data
+        """The current generation; when another writer (a CLI ingest, another worker) has made a
+        newer one since, it is loaded first, reading only its new segments."""
+        data = self._data
+        if data is None or store.current(self.settings.index_dir) != data.generation:
+            with self._loading:
+                if self._data is None or store.current(self.settings.index_dir) != self._data.generation:
+                    self._data = self._load_fresh()
+                data = self._data
+        return data
 
     @property
     def catalog(self) -> Bank:
         """The bank plus the Q&A pairs of the user's documents as items (see ``documents.py``)."""
         data = self.data
-        if self._catalog is None or self._catalog[0] is not data:
-            from .documents import catalog
+        catalog = self._catalog
+        if catalog is None or catalog[0] is not data:
+            from .documents import catalog as make
 
-            self._catalog = (data, catalog(self.bank, data))
-        return self._catalog[1]
+            catalog = self._catalog = (data, make(self.bank, data))
+        return catalog[1]
 
     @property
     def retriever(self) -> Retriever:
-        if self._retriever is None:
-            self._retriever = Retriever(self.data, self.embedder, self.bank.glossary, self.reranker,
-                                        model=self._relevance_model)
-        return self._retriever
+        data = self.data
+        retriever = self._retriever
+        if retriever is None or retriever.data is not data:
+            retriever = self._retriever = Retriever(data, self.embedder, self.bank.glossary, self.reranker,
+                                                    model=self._relevance_model)
+        return retriever
 
     def _load_fresh(self) -> IndexData:
         index_dir = self.settings.index_dir
+        if store.exists(index_dir):
+            data = store.load(index_dir, self._segments)
+            if not self._stale(data):
+                return data
+        with store.write_lock(index_dir):  # building or repairing writes: re-read under the lock
+            return self._latest()
+
+    def _stale(self, data: IndexData) -> bool:
+        return (data.embedder != self.embedder.id or data.glossary_digest != self.bank.glossary_digest
+                or data.bank_digest != self.bank.digest)
+
+    def _latest(self) -> IndexData:
+        """The current generation, brought up to date with the bank and embedder; the write lock is held."""
+        index_dir = self.settings.index_dir
         if not store.exists(index_dir):
-            return self._save(self._rebuild(docs=[]))
-        data = store.load(index_dir)
+            return self._write(self._rebuild(docs=[]))
+        data = store.load(index_dir, self._segments)
         if data.embedder != self.embedder.id or data.glossary_digest != self.bank.glossary_digest:
-            return self._save(self._rebuild(docs=[u for u in data.units if u.kind == "doc"]))
+            return self._write(self._rebuild(docs=[u for u in data.units if u.kind == "doc"]))
         if data.bank_digest != self.bank.digest:
-            return self._save(self._replace_bank(data))
+            return self._write(self._replace_bank(data))
         return data
 
     # ---- building ------------------------------------------------------
     def build(self, doc_paths: list[Path] = ()) -> IngestReport:
-        """A fresh index of the bank plus ``doc_paths``."""
-        report, units = self._chunk_files(doc_paths, existing={})
-        self._commit(self._rebuild(docs=units))
+        """A fresh index of the bank plus ``doc_paths`` (files or folders)."""
+        from .ingest import collect
+
+        found, skipped = collect(doc_paths)
+        report, prepared = self._prepare(found, existing={})
+        report.errors.update(skipped)
+        fresh = self._rebuild(docs=[u for units, _ in prepared for u in units])
+        with store.write_lock(self.settings.index_dir):
+            self._commit(fresh)
         return report
 
-    def ingest(self, paths: list[Path]) -> IngestReport:
-        """Add documents; files already indexed with the same content are skipped."""
-        data = self.data
-        existing = {name: info["sha256"] for name, info in data.sources().items()}
-        report, units = self._chunk_files(paths, existing)
-        if units:
-            replaced = set(report.added)
-            kept = [i for i, u in enumerate(data.units) if not (u.kind == "doc" and u.source in replaced)]
-            self._commit(self._extend(_subset(data, kept), units))
+    def ingest(self, paths: list[Path], replace: bool = False, names: dict | None = None) -> IngestReport:
+        """Add documents (files, or folders walked for supported files).
+
+        A document is known by its name (see ``ingest.collect``) and content hash: the same name
+        with the same content is unchanged; the same name with other content is replaced only
+        when ``replace`` is set; content already indexed under another name is not added twice.
+        Reading and embedding happen outside the write lock; the lock is held from reading the
+        current generation to making the new one current, so concurrent writers lose nothing.
+        ``names`` maps a path to the name to store it under (the web app's uploads)."""
+        from .ingest import Found, collect
+
+        if names:
+            found, skipped = [Found(Path(p), n) for p, n in names.items()], {}
+        else:
+            found, skipped = collect(paths)
+        report, prepared = self._prepare(found, existing=self._hashes(self.data))
+        report.errors.update(skipped)
+        if not prepared:
+            return report
+        with store.write_lock(self.settings.index_dir):
+            data = self._latest()
+            hashes, by_hash = self._hashes(data), {v: k for k, v in self._hashes(data).items()}
+            replaced, units, vectors, owners, fields = set(), [], [], [], []
+            for doc_units, (vecs, own, flds) in prepared:
+                name, digest = doc_units[0].source, doc_units[0].source_hash
+                if hashes.get(name) == digest:
+                    report.added.pop(name, None)
+                    report.unchanged.append(name)
+                    continue
+                if name not in hashes and digest in by_hash:
+                    report.added.pop(name, None)
+                    report.errors[name] = f"{display(name)} has the same content as {display(by_hash[digest])}, already indexed; skipped."
+                    continue
+                if name in hashes and not replace:
+                    report.added.pop(name, None)
+                    report.errors[name] = (f"A different {display(name)} is already indexed; remove it first or "
+                                           "replace it (`coach ingest --replace`, or tick 替换 in the app).")
+                    continue
+                if name in hashes:
+                    replaced.add(name)
+                    report.replaced.append(name)
+                owners += [o + len(units) for o in own]
+                units += doc_units
+                vectors.append(vecs)
+                fields += list(flds)
+            if units:
+                kept = [i for i, u in enumerate(data.units) if not (u.kind == "doc" and u.source in replaced)]
+                base = store.subset(data, kept) if replaced else data
+                self._commit(store.append(base, units, np.vstack(vectors), owners, fields))
         return report
 
     def remove_source(self, name: str) -> int:
-        data = self.data
-        keep = [i for i, u in enumerate(data.units) if not (u.kind == "doc" and u.source == name)]
-        removed = len(data.units) - len(keep)
-        if not removed:
-            raise CoachError(f"No document named {name!r} is in the index; `coach sources` lists them.")
-        self._commit(_subset(data, keep))
+        with store.write_lock(self.settings.index_dir):
+            data = self._latest()
+            keep = [i for i, u in enumerate(data.units) if not (u.kind == "doc" and u.source == name)]
+            removed = len(data.units) - len(keep)
+            if not removed:
+                raise CoachError(f"No document named {display(name)!r} is in the index; `coach sources` lists them.")
+            self._commit(store.subset(data, keep))
         return removed
 
     def sources(self) -> dict[str, dict]:
@@ -176,90 +251,73 @@ class KnowledgeBase:
         return self.retriever.lookup(query, per_kind)
 
     # ---- internals -----------------------------------------------------
-    def _chunk_files(self, paths, existing: dict[str, str]) -> tuple[IngestReport, list[Unit]]:
-        from .ingest import load_chunks
+    @staticmethod
+    def _hashes(data: IndexData) -> dict[str, str]:
+        return {name: info["sha256"] for name, info in data.sources().items()}
 
-        report, units = IngestReport(), []
-        for n, path in enumerate(paths, 1):
-            path = Path(path)
-            self.progress("reading documents", n - 1, len(paths))
+    def _prepare(self, found, existing: dict[str, str]) -> tuple[IngestReport, list]:
+        """Read, chunk and embed each file not already indexed with the same content: a list of
+        ``(units, (vectors, owners, fields))``, one entry per document."""
+        from .ingest import chunks_from_bytes, read_document
+
+        report, prepared = IngestReport(), []
+        for n, item in enumerate(found, 1):
+            self.progress("reading documents", n - 1, len(found))
             try:
-                digest = _file_hash(path)
-                if existing.get(path.name) == digest:
-                    report.unchanged.append(path.name)
+                data = read_document(item.path)
+                digest = hashlib.sha256(data).hexdigest()
+                if existing.get(item.name) == digest:
+                    report.unchanged.append(item.name)
                     continue
-                chunks = load_chunks(path)
+                chunks = chunks_from_bytes(data, item.name, suffix=item.path.suffix)
             except IngestError as exc:
-                report.errors[path.name] = str(exc)
+                report.errors[item.name] = str(exc)
                 continue
-            units += [doc_unit(c, digest) for c in chunks]
-            report.added[path.name] = len(chunks)
-        self.progress("reading documents", len(paths), len(paths))
-        return report, units
+            units = [doc_unit(c, digest) for c in chunks]
+            prepared.append((units, self._embed(units)))
+            report.added[item.name] = len(chunks)
+        self.progress("reading documents", len(found), len(found))
+        return report, prepared
 
     def _rebuild(self, docs: list[Unit]) -> IndexData:
-        units = [bank_unit(item) for item in self.bank.items.values()]
-        return self._extend(self._empty(), units + docs)
+        bank = [bank_unit(item) for item in self.bank.items.values()]
+        return store.append(store.append(self._empty(), bank, *self._embed(bank)), docs, *self._embed(docs))
 
     def _replace_bank(self, data: IndexData) -> IndexData:
         docs = [i for i, u in enumerate(data.units) if u.kind == "doc"]
-        fresh = _subset(data, docs)
+        fresh = store.subset(data, docs)
         fresh.bank_digest = self.bank.digest
-        return self._extend(fresh, [bank_unit(item) for item in self.bank.items.values()])
+        bank = [bank_unit(item) for item in self.bank.items.values()]
+        return store.append(fresh, bank, *self._embed(bank))
 
     def _empty(self) -> IndexData:
         dim = self.embedder.dim
         return IndexData([], np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int8),
                          self.embedder.id, dim, self.bank.digest, self.bank.glossary_digest)
 
-    def _extend(self, data: IndexData, units: list[Unit]) -> IndexData:
-        """``data`` plus ``units``, embedding only the new units (identical texts once)."""
+    def _embed(self, units: list[Unit]) -> tuple[np.ndarray, list[int], list[int]]:
+        """Vectors for ``units`` (identical texts embedded once): ``(vectors, owners, fields)`` where
+        ``owners[i]`` is the position in ``units`` of vector i and ``fields[i]`` 0 question, 1 body."""
         texts, owners, fields = [], [], []
-        for offset, unit in enumerate(units, len(data.units)):
+        for offset, unit in enumerate(units):
             for q in dict.fromkeys(unit.qtexts):
                 texts.append(q); owners.append(offset); fields.append(0)
             texts.append(unit.text); owners.append(offset); fields.append(1)
         unique = list(dict.fromkeys(texts))
         report = lambda done, total: self.progress("embedding", done, total)  # noqa: E731
-        vectors = self.embedder.embed_passages(unique, progress=report) if unique else np.zeros((0, data.dim), np.float32)
+        dim = self.embedder.dim
+        vectors = self.embedder.embed_passages(unique, progress=report) if unique else np.zeros((0, dim), np.float32)
         row = {t: i for i, t in enumerate(unique)}
-        new = vectors[[row[t] for t in texts]] if texts else vectors
-        return IndexData(
-            units=data.units + units, vectors=np.vstack([data.vectors, new]).astype(np.float32),
-            vec_unit=np.concatenate([data.vec_unit, np.array(owners, np.int64)]),
-            vec_field=np.concatenate([data.vec_field, np.array(fields, np.int8)]),
-            embedder=data.embedder, dim=data.dim, bank_digest=data.bank_digest, glossary_digest=data.glossary_digest,
-        )
+        return (vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), np.float32)), owners, fields
 
-    def _save(self, data: IndexData) -> IndexData:
+    def _write(self, data: IndexData) -> IndexData:
+        """Write ``data`` as the next generation; the caller holds the write lock."""
         self.progress("saving index", 0, 1)
-        store.save(data, self.settings.index_dir)
+        data = store.write_generation(data, self.settings.index_dir)
         self.progress("saving index", 1, 1)
         return data
 
     def _commit(self, data: IndexData) -> None:
-        self._data = self._save(data)
-        self._retriever = None
-
-
-def _subset(data: IndexData, keep: list[int]) -> IndexData:
-    """The units at positions ``keep`` with their vectors, renumbered."""
-    new_pos = {old: new for new, old in enumerate(keep)}
-    rows = [r for r, u in enumerate(data.vec_unit) if int(u) in new_pos]
-    return IndexData(
-        units=[data.units[i] for i in keep], vectors=data.vectors[rows],
-        vec_unit=np.array([new_pos[int(data.vec_unit[r])] for r in rows], np.int64),
-        vec_field=data.vec_field[rows], embedder=data.embedder, dim=data.dim,
-        bank_digest=data.bank_digest, glossary_digest=data.glossary_digest,
-    )
-
-
-def _file_hash(path: Path) -> str:
-    from .ingest import MAX_FILE_BYTES
-
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise IngestError(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB; split it into smaller files.")
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        raise IngestError(f"Cannot read {path.name}; check that the file exists and is readable.") from None
+        with self._loading:
+            self._data = self._write(data)
+            self._retriever = None

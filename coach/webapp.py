@@ -32,6 +32,7 @@ web app stored under ``COACH_HOME/documents`` when they were uploaded.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import secrets
@@ -39,8 +40,10 @@ import shutil
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import deque
+from datetime import timedelta
 from dataclasses import asdict
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,9 @@ from .limits import MAX_UPLOAD_MB, check_answer, check_query
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".pdf", ".docx")
 QUEUE_CONCURRENCY, QUEUE_MAX = 4, 64
-API_SESSIONS_MAX = 256  # interviews kept for API clients; the oldest is forgotten first
+API_SESSIONS_PER_CLIENT = 8  # open API interviews per client; its own least recently used one is stopped first
+INTERVIEW_IDLE = timedelta(hours=6)  # an interview untouched this long is closed in the history
+LOGIN_FAILURES, LOGIN_WINDOW_S = 5, 60.0  # wrong passwords per client before it has to wait
 CHAT_TURNS_KEPT = 50  # per browser tab
 
 
@@ -131,9 +136,10 @@ class Coach:
         self.llm = make_llm(self.settings)
         self.chat = ChatEngine(self.kb, self.llm)
         self.write_lock = threading.Lock()
-        self.interviews = SessionStore(API_SESSIONS_MAX)
+        self.interviews = ApiInterviews(self.settings)
+        self.ingest_worker = IngestWorker(self.settings)
         self.documents_dir = self.settings.home / "documents"
-        self.reports_dir = self.settings.home / "reports"
+        self.reports_dir = self.settings.home / "web-reports"  # the CLI writes to reports/, never served
         self.kb.search("BN", k=1)  # warm the query path (never the LLM) so the first user does not wait
         log(f"coach: ready in {time.monotonic() - started:.1f}s: {len(self.kb.bank.items)} questions, "
             f"{len(self.kb.sources())} documents")
@@ -156,8 +162,13 @@ class Coach:
         return [[name, info["chunks"]] for name, info in sorted(self.kb.sources().items())]
 
     # ---- writing (one at a time) ----------------------------------------------------
-    def add_documents(self, paths: list[Path], progress=None):
-        """Ingest ``paths`` (type-checked), keeping a copy of each for rebuilds; returns the engine's report."""
+    def add_documents(self, paths: list[Path], progress=None, replace: bool = False):
+        """Ingest uploads (type-checked) in a worker process, keeping a copy of each for rebuilds.
+
+        The worker (``coach ingest --worker``) reads, chunks and embeds at low priority under
+        memory and time limits, so chat and grading stay fast while a file is processed and a
+        hostile file cannot take the server down. It writes a new index generation, which this
+        process picks up on its next search. Returns the engine's report."""
         from .knowledge import IngestReport
 
         report, accepted = IngestReport(), []
@@ -168,15 +179,15 @@ class Coach:
             else:
                 accepted.append(path)
         if accepted:
-            with self.write_lock, self._progress_to(progress):
-                result = self.kb.ingest(accepted)
-                self.kb.retriever  # noqa: B018 - rebuilt here, not by the next searcher
+            result = self.ingest_worker.run(accepted, replace, progress)
             for path in accepted:
                 if path.name in result.added:
                     self._keep_copy(path)
             report.added.update(result.added)
             report.unchanged += result.unchanged
+            report.replaced += result.replaced
             report.errors.update(result.errors)
+            self.kb.retriever  # noqa: B018 - the new generation is loaded here, not by the next searcher
         return report
 
     def remove_document(self, name: str) -> int:
@@ -201,11 +212,12 @@ class Coach:
 
     # ---- interviews (a fresh History connection per call: SQLite connections are per thread) ----
     def start_interview(self, config) -> tuple[str, Any]:
-        """A new session's id and its first question."""
-        from .history import History
+        """A new session's id and its first question; sessions left idle too long are closed first."""
+        from .history import History, utcnow
         from .interview import InterviewSession
 
         with History.open(self.settings) as history:
+            history.close_abandoned(INTERVIEW_IDLE, utcnow())
             session = InterviewSession.start(self.kb, self.grader, history, config)
             return session.id, session.current
 
@@ -319,39 +331,152 @@ def upload_problem(path: Path) -> str | None:
     return None
 
 
-class SessionStore:
-    """Interviews of API clients by token; bounded, the oldest is forgotten first.
+class ApiInterviews:
+    """Interviews of API clients by token, kept in the history file (they survive a restart).
 
-    >>> store = SessionStore(2); a = store.add("A"); b = store.add("B"); c = store.add("C")
-    >>> store.get(c), a in store
-    ('C', False)
-    """
+    The client gets an unguessable token; only its SHA-256 is stored. Each client (the user
+    name with a login, else the address) keeps at most ``API_SESSIONS_PER_CLIENT`` open
+    interviews: starting another stops its own least recently used one, never another
+    client's. Interviews idle for ``INTERVIEW_IDLE`` are closed in the history."""
 
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, settings: Settings):
+        self.settings = settings
 
-    def add(self, session) -> str:
+    @staticmethod
+    def _hash(token: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    def add(self, session_id: str, client: str) -> str:
+        from .history import History, utcnow
+
         token = secrets.token_urlsafe(24)
-        with self._lock:
-            self._items[token] = session
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        with History.open(self.settings) as history:
+            history.add_token(self._hash(token), session_id, client, utcnow(), API_SESSIONS_PER_CLIENT)
         return token
 
-    def get(self, token: str):
-        with self._lock:
-            session = self._items.get(str(token or ""))
-        if session is None:
+    def get(self, token) -> str:
+        from .history import History, utcnow
+        from .limits import check_id
+
+        token = check_id(token, "The interview token")
+        with History.open(self.settings) as history:
+            session_id = history.session_for_token(self._hash(token), utcnow()) if token else None
+        if session_id is None:
             raise InputError("unknown interview session token")
-        return session
+        return session_id
 
-    def __contains__(self, token: str) -> bool:
-        return token in self._items
 
-    def __len__(self) -> int:
-        return len(self._items)
+def client_of(request) -> str:
+    """Who is calling: the logged-in user, else the client's address."""
+    if request is None:
+        return "local"
+    user = getattr(request, "username", None)
+    if user:
+        return f"user:{user}"
+    client = getattr(request, "client", None)
+    return f"addr:{getattr(client, 'host', None) or 'unknown'}"
+
+
+class IngestWorker:
+    """A long-lived child process (``coach ingest-worker``) that reads, chunks and embeds uploads.
+
+    It runs at low priority under a memory limit, so chat and grading stay fast while a file is
+    processed and a hostile file cannot take the server down; it keeps its embedding model
+    loaded, so an upload does not wait for a model to load. Jobs go one at a time as JSON lines
+    over its stdin; it answers with progress lines and one result line. A worker that died (a
+    file that hit the memory limit) is started again for the next job. Results are written as
+    a new index generation, which the app's knowledge base picks up on its next search."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.child = None
+        self.lock = threading.Lock()
+
+    def _start(self):
+        import subprocess
+
+        env = {**os.environ, "COACH_CORPUS": str(self.settings.corpus_dir), "COACH_INDEX_DIR": str(self.settings.index_dir),
+               "COACH_HOME": str(self.settings.home), "COACH_EMBEDDER": self.settings.embedder,
+               "COACH_RERANKER": self.settings.reranker}
+        self.child = subprocess.Popen([sys.executable, "-m", "coach", "ingest-worker"], env=env, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                      errors="replace", bufsize=1)
+
+    def run(self, paths: list[Path], replace: bool, progress=None):
+        from .errors import IngestError
+        from .knowledge import IngestReport
+
+        stages = t("kb.stages")
+        with self.lock:
+            if self.child is None or self.child.poll() is not None:
+                self._start()
+            try:
+                self.child.stdin.write(json.dumps({"paths": [str(p) for p in paths], "replace": replace}) + "\n")
+                self.child.stdin.flush()
+                for line in self.child.stdout:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if "stage" in event and progress is not None:
+                        progress((event.get("done", 0), event.get("total", 0)),
+                                 desc=stages.get(event["stage"], event["stage"]), unit="")
+                    elif "error" in event:
+                        raise CoachError(event["error"])
+                    elif "added" in event:
+                        return IngestReport(added=event["added"], unchanged=event["unchanged"], errors=event["errors"],
+                                            replaced=event["replaced"])
+            except (BrokenPipeError, OSError):
+                pass
+            self.child = None  # it died mid-job: the next upload starts a fresh one
+            raise IngestError("The upload could not be processed (the worker stopped, perhaps out of memory); "
+                              "try a smaller file.")
+
+    def close(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.stdin.close()
+            try:
+                self.child.wait(timeout=5)
+            except Exception:
+                self.child.kill()
+
+
+class LoginThrottle:
+    """ASGI middleware: a client that sends ``LOGIN_FAILURES`` wrong passwords within
+    ``LOGIN_WINDOW_S`` seconds gets 429 on /login until the window has passed (even with the
+    right password), so passwords cannot be guessed at speed; other clients are not affected."""
+
+    def __init__(self, app):
+        self.app = app
+        self.failures: dict[str, deque] = {}
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").rstrip("/").endswith("/login"):
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown", 0))[0]
+        now = time.monotonic()
+        with self.lock:
+            recent = self.failures.setdefault(client, deque())
+            while recent and now - recent[0] > LOGIN_WINDOW_S:
+                recent.popleft()
+            wait = LOGIN_WINDOW_S - (now - recent[0]) if len(recent) >= LOGIN_FAILURES else 0
+        if wait > 0:
+            body = json.dumps({"detail": f"Too many wrong passwords; wait {int(wait) + 1} seconds and try again."}).encode()
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", str(int(wait) + 1).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def record(message):
+            if message["type"] == "http.response.start" and message["status"] in (400, 401):
+                with self.lock:
+                    self.failures.setdefault(client, deque()).append(time.monotonic())
+            await send(message)
+
+        return await self.app(scope, receive, record)
 
 
 # ---- turning engine results into Markdown and JSON (pure functions) -------------------------------
@@ -470,60 +595,80 @@ def interview_config(topics, difficulty, questions, time_limit, review_only: boo
     """An ``InterviewConfig`` from form or API values (the engine checks them)."""
     from .interview import ADAPTIVE, InterviewConfig
 
-    level = str(difficulty or ADAPTIVE).strip()
-    limit = float(time_limit) if time_limit not in (None, "", 0, "0") else None
-    return InterviewConfig(tuple(topics or ()), int(level) if level.isdigit() else level, int(questions or 5),
-                           limit, bool(review_only))
+    from .limits import check_ids
+
+    level = difficulty if isinstance(difficulty, int) else str(difficulty or ADAPTIVE).strip()[:20]
+    if isinstance(level, str) and level.isdigit():
+        level = int(level)
+    return InterviewConfig(tuple(check_ids(topics)), level, 5 if questions in (None, "") else questions,
+                           None if time_limit in (None, "", 0, "0") else time_limit, bool(review_only))
 
 
 # ---- named API endpoints (gradio_client: Client(url).predict(..., api_name="/ask")) ------------------
 def register_api(coach: Coach) -> None:
-    """/ask, /grade, /interview_start, /interview_answer and /interview_report; documented in docs/webapp.md."""
-    def ask(question: str, previous: str = "") -> tuple[str, dict]:
+    """/ask, /grade, /interview_start, /interview_answer and /interview_report; documented in docs/webapp.md.
+
+    Every field is checked for type and length before any work (``coach.limits``); a user's
+    mistake comes back as one sentence, and a bug as one generic sentence with its traceback
+    in the server's log only."""
+    from .limits import check_answer, check_id, check_previous, check_query
+
+    def ask(question: str, previous: str = "", request: gr.Request = None) -> tuple[str, dict]:
         """Answer a question from the knowledge base. `previous`: the previous question, for follow-ups like "那LN呢?".
         Returns the answer as Markdown and {"query", "grounded", "model", "sources": [...]}."""
-        try:
-            answer = coach.chat.answer(question, previous or None)
-        except CoachError as exc:
-            raise api_error(exc) from None
-        return answer.text, answer_json(answer)
+        with api_errors():
+            answer = coach.chat.answer(check_query(question), check_previous(previous) or None)
+            return answer.text, answer_json(answer)
 
-    def grade(question: str = "", answer: str = "", question_id: str = "") -> dict:
+    def grade(question: str = "", answer: str = "", question_id: str = "", request: gr.Request = None) -> dict:
         """Grade `answer` against a bank item (`question_id`) or a free-text `question`. Returns the grade as JSON."""
-        try:
-            return coach.grader.grade(answer, item_id=question_id or None, question=question or None).to_json()
-        except CoachError as exc:
-            raise api_error(exc) from None
+        with api_errors():
+            item_id = check_id(question_id, "The question id") or None
+            text = check_query(question) if (question and not item_id) else None
+            return coach.grader.grade(check_answer(answer), item_id=item_id, question=text).to_json()
 
     def interview_start(topics: list[str] | None = None, difficulty: str = "adaptive", questions: int = 5,
-                        time_limit: float = 0, review_only: bool = False) -> tuple[str, dict]:
+                        time_limit: float = 0, review_only: bool = False, request: gr.Request = None) -> tuple[str, dict]:
         """Start a mock interview. Returns a session token (keep it secret) and the first question."""
-        try:
+        with api_errors():
             session_id, question = coach.start_interview(
-                interview_config(topics, difficulty, questions, time_limit, review_only))
-        except CoachError as exc:
-            raise api_error(exc) from None
-        return coach.interviews.add(session_id), question_json(question, coach.topic_name(question.topic))
+                interview_config(topics, difficulty, questions, time_limit, review_only is True))
+            token = coach.interviews.add(session_id, client_of(request))
+            return token, question_json(question, coach.topic_name(question.topic))
 
-    def interview_answer(token: str, answer: str) -> tuple[dict, dict | None]:
+    def interview_answer(token: str, answer: str, request: gr.Request = None) -> tuple[dict, dict | None]:
         """Answer the current question. Returns the graded turn and the next question (null when finished)."""
-        try:
-            result = coach.answer_interview(coach.interviews.get(token), answer)
-        except CoachError as exc:
-            raise api_error(exc) from None
-        nxt = result.next
-        return turn_json(result), question_json(nxt, coach.topic_name(nxt.topic) if nxt else "")
+        with api_errors():
+            result = coach.answer_interview(coach.interviews.get(token), check_answer(answer))
+            nxt = result.next
+            return turn_json(result), question_json(nxt, coach.topic_name(nxt.topic) if nxt else "")
 
-    def interview_report(token: str) -> tuple[str, dict]:
+    def interview_report(token: str, request: gr.Request = None) -> tuple[str, dict]:
         """The session's report as Markdown and as JSON (works before the end too)."""
-        try:
+        with api_errors():
             report = coach.interview_report(coach.interviews.get(token))
-        except CoachError as exc:
-            raise api_error(exc) from None
-        return report.to_markdown(), report.to_json()
+            return report.to_markdown(), report.to_json()
 
     for fn in (ask, grade, interview_start, interview_answer, interview_report):
         gr.api(fn, api_name=fn.__name__)
+
+
+@contextmanager
+def api_errors():
+    """A ``CoachError`` becomes its sentence for the client; anything else is logged with its
+    traceback and the client gets one generic sentence."""
+    try:
+        yield
+    except CoachError as exc:
+        raise api_error(exc) from None
+    except gr.Error:
+        raise
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        raise gr.Error("Something went wrong on the server while handling this request; try again, "
+                       "and report it if it keeps happening.", print_exception=False) from None
 
 
 # ---- the page ----------------------------------------------------------------------------------------
@@ -657,6 +802,8 @@ def report_markdown(report) -> str:
     """Per-file results of an upload; file names are the user's text, so they are escaped."""
     name = html.escape
     lines = [t("kb.added", name=name(n), chunks=c) for n, c in report.added.items()]
+    lines = [t("kb.replaced", name=name(n)) if n in report.replaced else line
+             for n, line in zip(report.added, lines)]
     lines += [t("kb.unchanged", name=name(n)) for n in report.unchanged]
     lines += [t("kb.failed", name=name(n), message=name(message_for(CoachError(m)))) for n, m in report.errors.items()]
     return "\n\n".join(lines)
@@ -690,6 +837,7 @@ def knowledge_tab(coach: Coach, header) -> None:
         with gr.Column(scale=3):
             # no file_types filter here: the browser's own rejection is in English; upload_problem() says it in Chinese
             files = gr.File(label=t("kb.upload"), file_count="multiple", height=150, elem_id="kb-files")
+            replace = gr.Checkbox(False, label=t("kb.replace"), elem_id="kb-replace")
             add = gr.Button(t("kb.add"), variant="primary", elem_id="kb-add")
             result = gr.Markdown(elem_id="kb-result")
         with gr.Column(scale=2):
@@ -707,11 +855,15 @@ def knowledge_tab(coach: Coach, header) -> None:
         names = sorted(coach.kb.sources())
         return coach.source_rows(), gr.Dropdown(choices=names, value=None), t("header", summary=coach.summary())
 
-    def upload(paths, progress=gr.Progress()):
+    def upload(paths, replace_same, progress=gr.Progress()):
         if not paths:
             gr.Warning(t("kb.no_files"), title=t("warning_title"))
             return gr.skip()
-        report = coach.add_documents([Path(p) for p in paths], progress)
+        try:
+            report = coach.add_documents([Path(p) for p in paths], progress, replace=bool(replace_same))
+        except CoachError as exc:
+            warn(exc)
+            return gr.skip()
         return report_markdown(report), None, *listed()
 
     def drop(name):
@@ -733,7 +885,7 @@ def knowledge_tab(coach: Coach, header) -> None:
             return gr.skip()
         return t("kb.rebuilt", bank=counts["bank_units"], docs=counts["doc_units"]), *listed()
 
-    add.click(upload, files, [result, files, *listing], api_visibility="private")
+    add.click(upload, [files, replace], [result, files, *listing], api_visibility="private")
     remove.click(drop, pick, [result, *listing], api_visibility="private")
     rebuild.click(rebuild_index, None, [result, *listing], api_visibility="private")
     browse_bank(coach)
@@ -1001,6 +1153,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, sh
           settings: Settings | None = None, prevent_thread_lock: bool = False, quiet: bool = False, coach=None):
     """Load the models once, build the page and launch it; returns ``(app, local_url)``."""
     credentials = parse_auth(auth if auth is not None else os.environ.get("COACH_AUTH"))
+    from starlette.middleware import Middleware
+
     coach = coach or Coach(settings)
     app = build_app(coach)
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX)
@@ -1009,5 +1163,6 @@ def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, sh
         server_name=host, server_port=port, auth=credentials, auth_message=t("title") if credentials else None,
         share=share, max_file_size=f"{MAX_UPLOAD_MB}mb", prevent_thread_lock=prevent_thread_lock, quiet=quiet,
         show_error=False, allowed_paths=[str(coach.reports_dir)], footer_links=["api"], ssr_mode=False,
-        mcp_server=False, css=CSS + toast_css(), enable_monitoring=False)
+        mcp_server=False, css=CSS + toast_css(), enable_monitoring=False,
+        app_kwargs={"middleware": [Middleware(LoginThrottle)]})
     return app, url

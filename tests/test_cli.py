@@ -139,3 +139,64 @@ def test_user_errors_end_in_one_line_without_a_traceback(tmp_path):
         assert proc.returncode == 1, args
         assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_batch_runs_grade_every_line_and_answer_bad_ones_with_an_error(run, tmp_path):
+    batch = tmp_path / "answers.jsonl"
+    good = json.dumps({"question_id": "norm-bn-purpose", "answer": "BN做标准化,加速收敛。"}, ensure_ascii=False).encode()
+    batch.write_bytes(b"\n".join([
+        good,
+        json.dumps({"question_id": ["norm-bn-purpose"], "answer": "x"}).encode(),
+        json.dumps({"question": 3.14, "answer": "x"}).encode(),
+        b'{"question_id": "norm-bn-purpose", "answer": "\xff\xfe bad bytes"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        json.dumps({"question_id": "norm-bn-purpose", "answer": None}).encode(),
+        good,
+    ]))
+    result = run("grade", "--batch", batch, "--index-dir", tmp_path / "ix")
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(lines) == 7 and "Traceback" not in result.output
+    assert lines[0]["item_id"] == lines[6]["item_id"] == "norm-bn-purpose"
+    assert [("error" in line) for line in lines] == [False, True, True, True, True, True, False]
+    assert "must be text" in lines[1]["error"] and "must be text" in lines[2]["error"]
+    assert "UTF-8" in lines[3]["error"] and "must be text" in lines[5]["error"]
+
+
+def test_search_batch_answers_an_over_long_line_with_an_error_and_goes_on(run, tmp_path):
+    queries = tmp_path / "queries.txt"
+    queries.write_bytes("BN有啥用\n".encode() + ("问" * 600 + "\n").encode() + b"\xff\n" + "ReLU和sigmoid\n".encode())
+    lines = [json.loads(x) for x in run("search", "--batch", queries, "-k", "1", "--index-dir", tmp_path / "ix").stdout.splitlines()]
+    assert len(lines) == 4
+    assert lines[0][0]["item_id"] == "norm-bn-purpose" and "500" in lines[1]["error"]
+    assert "UTF-8" in lines[2]["error"] and lines[3][0]["item_id"] == "act-relu-vs-sigmoid"
+
+
+def test_undecodable_arguments_and_a_damaged_history_give_one_sentence(tmp_path):
+    env = {**os.environ, "COACH_CORPUS": str(SMALL_CORPUS), "COACH_INDEX_DIR": str(tmp_path / "ix"),
+           "COACH_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "coach", "search", b"\xff"], capture_output=True, env=env)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr
+    home = tmp_path / "home"
+    proc = subprocess.run([sys.executable, "-m", "coach", "history"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    db = home / "history.sqlite3"
+    data = bytearray(db.read_bytes())
+    data[4096 * 3: 4096 * 4] = os.urandom(4096)  # one whole page of garbage in the middle
+    db.write_bytes(bytes(data))
+    for name in ("history.sqlite3-wal", "history.sqlite3-shm"):
+        (home / name).unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "coach", "history"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_ingest_takes_a_folder_and_replaces_only_when_asked(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.md").write_text("# 什么是张量?\n张量就是多维数组。\n", encoding="utf-8")
+    result = run("ingest", "--index-dir", tmp_path / "ix", "notes")
+    assert result.exit_code == 0 and "added notes/a.md: 1 chunks" in result.output
+    (tmp_path / "notes" / "a.md").write_text("# 什么是向量?\n向量就是一维数组。\n", encoding="utf-8")
+    refused = CliRunner().invoke(cli, ["ingest", "--index-dir", str(tmp_path / "ix"), "notes"])
+    assert refused.exit_code == 1 and "--replace" in refused.output
+    replaced = run("ingest", "--index-dir", tmp_path / "ix", "--replace", "notes")
+    assert "replaced notes/a.md: 1 chunks" in replaced.output

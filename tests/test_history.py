@@ -29,7 +29,7 @@ def test_a_new_file_gets_every_migration_in_order_and_reopening_applies_none_aga
     History(db_path).close()
     with History(db_path) as history:
         assert history.applied_migrations() == [m.__name__ for m in MIGRATIONS] == ["m001_create_tables",
-                                                                                    "m002_create_indexes"]
+                                                                                    "m002_create_indexes", "m003_api_tokens"]
         count = history.db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
     assert count == len(MIGRATIONS)
 

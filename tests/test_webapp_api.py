@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import pytest
 from gradio_client import Client
@@ -9,7 +10,7 @@ from gradio_client.exceptions import AppError
 
 from coach.errors import InputError
 from coach.limits import MAX_UPLOAD_MB
-from coach.webapp import Coach, SessionStore, countdown_markdown, highlighted_answer, message_for, parse_auth, serve
+from coach.webapp import ApiInterviews, Coach, countdown_markdown, highlighted_answer, message_for, parse_auth, serve
 
 from tests.conftest import free_port, small_coach
 
@@ -142,13 +143,95 @@ def test_an_unknown_token_is_refused_with_one_sentence(client):
         client.predict("not-a-token", "答案", api_name="/interview_answer")
 
 
-def test_api_sessions_are_bounded_and_the_oldest_is_forgotten():
-    store = SessionStore(capacity=2)
-    tokens = [store.add(f"session-{n}") for n in range(3)]
-    assert tokens[0] not in store and len(store) == 2
-    assert store.get(tokens[2]) == "session-2"
-    with pytest.raises(InputError):
-        store.get(tokens[0])
+def test_an_api_interview_survives_a_restart_of_the_token_store(client, coach):
+    token, first = client.predict(["normalization"], "adaptive", 2, 0, False, api_name="/interview_start")
+    coach.interviews = ApiInterviews(coach.settings)  # nothing kept in memory: tokens live in the history file
+    turn, _ = client.predict(token, "BN把激活标准化到均值0方差1,再用γ和β缩放平移。", api_name="/interview_answer")
+    assert turn["score"] is not None
+
+
+def test_many_interview_starts_by_one_client_never_evict_another_clients_interview(coach):
+    from coach.history import History
+    from coach.interview import InterviewConfig
+    from coach.webapp import API_SESSIONS_PER_CLIENT
+
+    store = ApiInterviews(coach.settings)
+    config = InterviewConfig(("normalization",), questions=1)
+    victim = store.add(coach.start_interview(config)[0], "addr:10.0.0.2")
+    mine = [store.add(coach.start_interview(config)[0], "addr:10.0.0.1") for _ in range(API_SESSIONS_PER_CLIENT + 3)]
+    with History.open(coach.settings) as history:
+        status = {t: history.session(store.get(t)).status for t in [victim, *mine]}
+    assert status[victim] == "active"
+    assert [status[t] for t in mine[:3]] == ["stopped"] * 3  # the flooding client's own oldest, closed in the history
+    assert all(status[t] == "active" for t in mine[3:])
+
+
+def test_an_abandoned_interview_is_closed_in_the_history_not_left_active(coach):
+    from datetime import timedelta
+
+    from coach.history import History, utcnow
+    from coach.interview import InterviewConfig
+    from coach.webapp import INTERVIEW_IDLE
+
+    session_id, _ = coach.start_interview(InterviewConfig(("normalization",), questions=1))
+    with History.open(coach.settings) as history:
+        assert history.close_abandoned(INTERVIEW_IDLE, utcnow()) == 0
+        assert history.close_abandoned(INTERVIEW_IDLE, utcnow() + INTERVIEW_IDLE + timedelta(minutes=1)) >= 1
+        record = history.session(session_id)
+        assert record.status == "stopped" and record.finished_at is not None
+        assert all(t.answered for t in history.turns(session_id))
+
+
+@pytest.mark.parametrize("args, api, message", [
+    (("BN的作用", "上" * 2000), "/ask", "上一个问题"),
+    (("\ud800BN的作用\udfff", ""), "/ask", None),
+    ((12345, ""), "/ask", "输入必须是文字"),
+    (("", "答案", ["norm-bn-purpose"]), "/grade", "输入必须是文字"),
+    ((["normalization"], "adaptive", 2, float("nan"), False), "/interview_start", "数值必须在"),
+    ((["normalization"], "adaptive", 2, 1e308 * 10, False), "/interview_start", "数值必须在"),
+    (("x" * 5000, "答案"), "/interview_answer", "输入"),
+], ids=["long-previous", "lone-surrogates", "number-as-question", "list-as-id", "nan-time-limit", "inf-time-limit",
+        "long-token"])
+def test_bad_api_input_gets_one_sentence_never_a_traceback(server, args, api, message):
+    event, payload = raw_call(server[1], api, list(args))
+    payload = json.dumps(json.loads(payload), ensure_ascii=False) if payload else payload
+    if message is None:  # lone surrogates are replaced, and the question is answered
+        assert event == "complete" and json.loads(payload)[0][1]["sources"]
+        return
+    assert event == "error" and message in payload and "Traceback" not in payload
+
+
+def raw_call(url: str, api: str, data: list) -> tuple[str, str]:
+    """One call of a named endpoint over Gradio's HTTP API with the JSON written by hand (ASCII
+    escapes, so lone surrogates and NaN go through as a hostile client would send them)."""
+    import httpx
+
+    body = json.dumps({"data": data}, ensure_ascii=True, allow_nan=True)
+    started = httpx.post(f"{url}gradio_api/call{api}", content=body, headers={"content-type": "application/json"})
+    event_id = started.json()["event_id"]
+    event, payload = "", ""
+    with httpx.stream("GET", f"{url}gradio_api/call{api}/{event_id}", timeout=60) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = line.split(":", 1)[1].strip()
+                break
+    return event, payload
+
+
+def test_wrong_passwords_are_throttled_per_client(coach):
+    import httpx
+
+    app, url = serve(port=free_port(), auth="coach:s3cret", coach=coach, prevent_thread_lock=True, quiet=True)
+    try:
+        codes = [httpx.post(url + "login", data={"username": "coach", "password": f"guess{n}"}).status_code
+                 for n in range(6)]
+        assert codes[:5] == [400] * 5 and codes[5] == 429
+        right = httpx.post(url + "login", data={"username": "coach", "password": "s3cret"})
+        assert right.status_code == 429 and "wait" in right.json()["detail"]
+    finally:
+        app.close()
 
 
 # ---- safe defaults ------------------------------------------------------------------------------------

@@ -76,8 +76,8 @@ def upload(page: Page, *files: Path) -> None:
     for f in files:
         expect(page.locator("#kb-files")).to_contain_text(f.stem, timeout=WAIT_MS)
     page.locator("#kb-add").click()
-    for f in files:
-        expect(page.locator("#kb-result")).to_contain_text(f.name, timeout=WAIT_MS)
+    for f in files:  # the first upload starts the ingest worker, which loads its model
+        expect(page.locator("#kb-result")).to_contain_text(f.name, timeout=3 * WAIT_MS)
 
 
 # ---- 问答 -----------------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ Compromises, chosen for simplicity over fidelity:
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from contextlib import contextmanager
-from pathlib import Path
 
 from ..errors import IngestError
 
@@ -35,26 +35,20 @@ _HTML_JUNK_ROLES = ("navigation", "contentinfo", "banner", "complementary", "sea
 # Elements after which the text flows on a new paragraph.
 _HTML_BLOCK_TAGS = ("p", "div", "section", "article", "main", "header", "blockquote", "pre", "table",
                     "ul", "ol", "dl", "dt", "dd", "figure", "figcaption", "details", "summary", "hr")
+_W_P = re.compile(rb"<w:p[ >/]")
 _DOCX_HEADING = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
 
 
-def extract_text(path: Path) -> str:
-    """The text of ``path`` (already checked to exist and have a supported suffix)."""
+def extract_text(data: bytes, suffix: str, name: str) -> str:
+    """The text of a document's bytes (already checked for type and size); ``name`` is for messages."""
     reader = {
         ".txt": read_plain, ".md": read_markdown, ".markdown": read_markdown,
         ".html": read_html, ".htm": read_html, ".pdf": read_pdf, ".docx": read_docx,
-    }[path.suffix.lower()]
-    return reader(path)
+    }[suffix.lower()]
+    return reader(data, name)
 
 
 # ---- text -----------------------------------------------------------------
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        raise IngestError(f"Cannot read {path.name}; check that the file is readable.") from None
-
-
 def decode_text(data: bytes, name: str) -> str:
     """Decode text bytes: UTF-8 (BOM or not), UTF-16 with BOM, then GB18030 (Chinese Windows)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -72,12 +66,12 @@ def decode_text(data: bytes, name: str) -> str:
     raise IngestError(f"{name} is not readable text (expected UTF-8 or GB18030); re-save it as UTF-8 and try again.")
 
 
-def read_plain(path: Path) -> str:
-    return decode_text(_read_bytes(path), path.name)
+def read_plain(data: bytes, name: str) -> str:
+    return decode_text(data, name)
 
 
-def read_markdown(path: Path) -> str:
-    return markdown_to_text(decode_text(_read_bytes(path), path.name))
+def read_markdown(data: bytes, name: str) -> str:
+    return markdown_to_text(decode_text(data, name))
 
 
 def markdown_to_text(text: str) -> str:
@@ -98,8 +92,8 @@ def _strip_markdown(text: str) -> str:
 
 
 # ---- html -------------------------------------------------------------------
-def read_html(path: Path) -> str:
-    return html_to_text(decode_text(_read_bytes(path), path.name))
+def read_html(data: bytes, name: str) -> str:
+    return html_to_text(decode_text(data, name))
 
 
 def html_to_text(markup: str) -> str:
@@ -145,24 +139,51 @@ def _mark_html_structure(root) -> None:
 
 
 # ---- pdf --------------------------------------------------------------------
-def read_pdf(path: Path) -> str:
+def read_pdf(data: bytes, name: str) -> str:
+    import pypdf
     from pypdf import PdfReader
+
+    from . import MAX_PDF_PAGES, MAX_TEXT_CHARS, MAX_UNPACKED_BYTES
+
+    # pypdf's own caps on what a stream may decompress to, lowered to ours for this read.
+    caps = {k: MAX_UNPACKED_BYTES for k in (
+        "maximum_declared_stream_length", "array_based_stream_maximum_output_length", "lzw_maximum_output_length",
+        "run_length_maximum_output_length", "zlib_maximum_output_length", "image_maximum_buffer_size",
+        "brotli_maximum_output_length", "jbig2_maximum_output_length") if hasattr(pypdf.Configuration, k)}
+    with pypdf.apply_configuration(**caps):
+        return _read_pdf(PdfReader, data, name)
+
+
+def _read_pdf(PdfReader, data: bytes, name: str) -> str:
+    import pypdf
+
+    from . import MAX_PDF_PAGES, MAX_TEXT_CHARS, MAX_UNPACKED_BYTES
 
     # pypdf raises many exception types on damaged files (PdfReadError, ValueError,
     # KeyError, struct.error ...); whatever the parser trips on, the user's fix is the same.
     try:
         with _quiet("pypdf"):
-            return _pdf_text(PdfReader(path), path.name)
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise IngestError(f"{name} is password-protected; save an unprotected copy and try again.")
+            if len(reader.pages) > MAX_PDF_PAGES:
+                raise IngestError(f"{name} has {len(reader.pages)} pages, over the {MAX_PDF_PAGES}-page limit; "
+                                  "split it into smaller files.")
+            texts, total = [], 0
+            for page in reader.pages:
+                text = page.extract_text() or ""
+                total += len(text)
+                if total > MAX_TEXT_CHARS:
+                    raise IngestError(f"{name} holds over {MAX_TEXT_CHARS:,} characters of text; split it into smaller files.")
+                texts.append(text)
+            return "\n\n".join(texts)
     except IngestError:
         raise
+    except pypdf.errors.LimitReachedError:
+        raise IngestError(f"{name} has a part that unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MB; "
+                          "re-export it or save it as text.") from None
     except Exception:
-        raise IngestError(f"{path.name} is not a readable PDF (it may be damaged); re-export it or save it as text.") from None
-
-
-def _pdf_text(reader, name: str) -> str:
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise IngestError(f"{name} is password-protected; save an unprotected copy and try again.")
-    return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        raise IngestError(f"{name} is not a readable PDF (it may be damaged); re-export it or save it as text.") from None
 
 
 @contextmanager
@@ -178,17 +199,46 @@ def _quiet(logger_name: str):
 
 
 # ---- docx -------------------------------------------------------------------
-def read_docx(path: Path) -> str:
+def read_docx(data: bytes, name: str) -> str:
     import docx
 
+    _check_docx_package(data, name)
     # Like pypdf, python-docx fails in many ways on a damaged archive (BadZipFile,
     # PackageNotFoundError, KeyError, XML errors); the user's fix is the same for all.
     try:
-        document = docx.Document(str(path))
+        document = docx.Document(io.BytesIO(data))
         blocks = [_docx_block(item) for item in document.iter_inner_content()]
     except Exception:
-        raise IngestError(f"{path.name} is not a readable Word document (it may be damaged); re-save it as .docx.") from None
+        raise IngestError(f"{name} is not a readable Word document (it may be damaged); re-save it as .docx.") from None
     return "\n\n".join(b for b in blocks if b)
+
+
+def _check_docx_package(data: bytes, name: str) -> None:
+    """Refuse, before parsing, a package that unpacks to more than ``MAX_UNPACKED_BYTES`` or whose body
+    has more than ``MAX_PARAGRAPHS`` paragraphs (a few KB of zip can hold millions of empty ones)."""
+    import zipfile
+
+    from . import MAX_PARAGRAPHS, MAX_UNPACKED_BYTES
+
+    too_big = IngestError(f"{name} unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MB; "
+                          "save a smaller copy or split it into smaller files.")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            if sum(info.file_size for info in package.infolist()) > MAX_UNPACKED_BYTES:
+                raise too_big
+            # zipfile stops each member at its declared size, so the sum above bounds what is read
+            with package.open("word/document.xml") as body:
+                paragraphs, tail = 0, b""
+                while block := body.read(1 << 20):
+                    window = tail + block  # a tag cut by the block boundary is counted once, here
+                    paragraphs += sum(1 for m in _W_P.finditer(window) if m.end() > len(tail))
+                    tail = window[-4:]
+                    if paragraphs > MAX_PARAGRAPHS:
+                        raise IngestError(f"{name} has over {MAX_PARAGRAPHS:,} paragraphs; split it into smaller files.")
+    except IngestError:
+        raise
+    except Exception:
+        raise IngestError(f"{name} is not a readable Word document (it may be damaged); re-save it as .docx.") from None
 
 
 def _docx_block(item) -> str:
