@@ -84,6 +84,9 @@ class KnowledgeBase:
         self._relevance_model = None  # None: the shipped weights (see set_relevance_model)
         self._segments: dict = {}  # verified segments by name, so a new generation reads only what is new
         self._loading = threading.RLock()
+        self.refresh_in_background = False  # the web app sets it: requests never wait for a reload
+        self._flag = threading.Lock()
+        self._refreshing = False
 
     @cached_property
     def bank(self) -> Bank:
@@ -106,15 +109,43 @@ class KnowledgeBase:
     # ---- loading -------------------------------------------------------
     @property
     def data(self) -> IndexData:
-        """The current generation; when another writer (a CLI ingest, another worker) has made a
-        newer one since, it is loaded first, reading only its new segments."""
+        """The current generation. When another writer (a CLI ingest, the upload worker) has made
+        a newer one, it is loaded first, reading only its new segments; with
+        ``refresh_in_background`` set (the web app) the caller keeps the generation it has while a
+        thread loads the new one and its retriever, so no request waits for a reload."""
         data = self._data
-        if data is None or store.current(self.settings.index_dir) != data.generation:
-            with self._loading:
-                if self._data is None or store.current(self.settings.index_dir) != self._data.generation:
-                    self._data = self._load_fresh()
-                data = self._data
-        return data
+        if data is not None and store.current(self.settings.index_dir) == data.generation:
+            return data
+        if data is not None and self.refresh_in_background:
+            self._refresh_soon()
+            return data
+        self.refresh()
+        return self._data
+
+    def refresh(self) -> None:
+        """Load the newest generation (if it changed) and build its retriever, then swap both in."""
+        with self._loading:
+            data = self._data
+            if data is None or store.current(self.settings.index_dir) != data.generation:
+                data = self._load_fresh()
+            retriever = self._retriever
+            if self.refresh_in_background and (retriever is None or retriever.data is not data):
+                retriever = self._make_retriever(data)
+            self._data, self._retriever = data, retriever
+
+    def _refresh_soon(self) -> None:
+        with self._flag:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def run():
+            try:
+                self.refresh()
+            finally:
+                with self._flag:
+                    self._refreshing = False
+        threading.Thread(target=run, name="index-refresh", daemon=True).start()
 
     @property
     def catalog(self) -> Bank:
@@ -132,9 +163,11 @@ class KnowledgeBase:
         data = self.data
         retriever = self._retriever
         if retriever is None or retriever.data is not data:
-            retriever = self._retriever = Retriever(data, self.embedder, self.bank.glossary, self.reranker,
-                                                    model=self._relevance_model)
+            retriever = self._retriever = self._make_retriever(data)
         return retriever
+
+    def _make_retriever(self, data: IndexData) -> Retriever:
+        return Retriever(data, self.embedder, self.bank.glossary, self.reranker, model=self._relevance_model)
 
     def _load_fresh(self) -> IndexData:
         index_dir = self.settings.index_dir
@@ -320,4 +353,4 @@ class KnowledgeBase:
     def _commit(self, data: IndexData) -> None:
         with self._loading:
             self._data = self._write(data)
-            self._retriever = None
+            self._retriever = self._make_retriever(self._data) if self.refresh_in_background else None

@@ -132,6 +132,7 @@ class Coach:
         self.settings = self.kb.settings
         self.kb.data  # noqa: B018 - builds or loads the index now, not on the first request
         self.kb.retriever  # noqa: B018
+        self.kb.refresh_in_background = True  # a new generation is loaded beside the requests, not in one
         self.grader = Grader(self.kb)
         self.llm = make_llm(self.settings)
         self.chat = ChatEngine(self.kb, self.llm)
@@ -187,7 +188,7 @@ class Coach:
             report.unchanged += result.unchanged
             report.replaced += result.replaced
             report.errors.update(result.errors)
-            self.kb.retriever  # noqa: B018 - the new generation is loaded here, not by the next searcher
+            self.kb.refresh()  # the uploader sees its documents at once; other requests never wait
         return report
 
     def remove_document(self, name: str) -> int:

@@ -201,3 +201,19 @@ def test_a_different_embedder_triggers_a_full_rebuild(small_kb, small_settings):
     other = KnowledgeBase(replace(small_settings, embedder="minilm"))
     assert other.data.embedder == "all-minilm-l6-v2" and other.data.dim == 384
     assert store.load(small_settings.index_dir).embedder == "all-minilm-l6-v2"
+
+
+def test_with_background_refresh_a_request_never_waits_for_a_new_generation(small_kb, small_settings, tmp_path):
+    small_kb.data
+    small_kb.retriever
+    small_kb.refresh_in_background = True
+    before = small_kb.retriever
+    doc = tmp_path / "late.md"
+    doc.write_text("# 什么是张量?\n张量就是多维数组,标量、向量和矩阵都是它的特例。\n", encoding="utf-8")
+    KnowledgeBase(small_settings).ingest([doc])
+    assert small_kb.retriever is before  # served from the generation it had, while a thread loads the new one
+    deadline = time.monotonic() + 60
+    while "late.md" not in small_kb.sources() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "late.md" in small_kb.sources() and small_kb.retriever is not before
+    assert any(h.source == "late.md" for h in small_kb.search("张量是什么", k=3))
