@@ -528,6 +528,22 @@ def eval_abstain(dev_set, seeds, fit, as_json):
     click.echo(json.dumps(result, ensure_ascii=False, indent=1) if as_json else format_report(result))
 
 
+@eval_group.command("coverage")
+@click.option("--set", "files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Judged coverage files (default corpus/eval/coverage/*_judged.jsonl).")
+def eval_coverage(files):
+    """Share of blind interview questions a bank item answers, and how often chat finds that item."""
+    from .evaluate_coverage import evaluate_coverage, format_coverage
+
+    with progress_bar() as report:
+        kb = knowledge(None, report)
+        kb.data
+    files = list(files) or sorted((kb.settings.corpus_dir / "eval" / "coverage").glob("*_judged.jsonl"))
+    if not files:
+        raise CoachError("No judged coverage files found; pass --set FILE.")
+    click.echo(format_coverage(evaluate_coverage(kb, files)))
+
+
 # ---- mock interview -----------------------------------------------------------
 def _open_history(settings=None):
     from .history import History

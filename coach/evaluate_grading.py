@@ -33,8 +33,12 @@ def half(row: dict) -> str:
 def load_rows(folder: Path) -> list[dict]:
     rows = []
     for path in sorted(folder.glob("*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows += [{**json.loads(line), "_set": path.stem} for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
     return rows
+
+
+LLM_SETS = ("set3_llm",)  # blind answers to questions of the 2026 LLM-era items, also reported on their own
 
 
 def fit_score_model(grader, corpus: Path):
@@ -100,6 +104,8 @@ def evaluate_blind(grader, corpus: Path) -> dict[str, dict]:
         grade = grader.grade(row["answer"], item_id=row["item_id"])
         latencies.append((time.perf_counter() - start) * 1000)
         by_half[half(row)].append((row, grade))
+        if row.get("_set") in LLM_SETS:
+            by_half[f"LLM-era {half(row)}"].append((row, grade))
     out = {h: _measures(pairs) for h, pairs in by_half.items()}
     for h in out:
         out[h]["p50_ms"] = percentile(latencies, 0.5)
@@ -160,9 +166,10 @@ def _free(grader, question: str, answer: str) -> float:
 
 def format_blind(report: dict) -> str:
     names = list(dict.fromkeys(k for h in report.values() for k in h))
-    lines = ["| measure | tune | held-out |", "|---|---|---|"]
+    halves = [h for h in ("tune", "held-out", "LLM-era tune", "LLM-era held-out") if h in report]
+    lines = ["| measure | " + " | ".join(halves) + " |", "|---|" + "---|" * len(halves)]
     for name in names:
-        cells = [report.get(h, {}).get(name, "-") for h in ("tune", "held-out")]
+        cells = [report.get(h, {}).get(name, "-") for h in halves]
         cells = [f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -57,7 +57,7 @@ from .limits import MAX_UPLOAD_MB, check_answer, check_query
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".pdf", ".docx")
 QUEUE_CONCURRENCY, QUEUE_MAX = 4, 64
-API_SESSIONS_PER_CLIENT = 8  # open API interviews per client; its own least recently used one is stopped first
+API_SESSIONS_PER_CLIENT = 32  # open API interviews per client (users behind one address share it); its own least recently used one is stopped first
 INTERVIEW_IDLE = timedelta(hours=6)  # an interview untouched this long is closed in the history
 LOGIN_FAILURES, LOGIN_WINDOW_S = 5, 60.0  # wrong passwords per client before it has to wait
 CHAT_TURNS_KEPT = 50  # per browser tab
