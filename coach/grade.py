@@ -123,7 +123,10 @@ class Reference:
             source = {"source": item.file, "item_id": item.id, "title": item.question}
             return cls(item.question, item.key_points, (), item.answer, item.id, "document", (source,))
         source = {"source": "bank", "item_id": item.id, "title": item.question, "file": item.file}
-        return cls(item.question, item.key_points, item.misconceptions, item.answer, item.id, "bank", (source,))
+        answer = item.answer
+        if item.code:  # a coding item is graded on the approach; its reference code is shown with the answer
+            answer = f"{item.answer.rstrip()}\n\n参考代码:\n```python\n{item.code.rstrip()}\n```"
+        return cls(item.question, item.key_points, item.misconceptions, answer, item.id, "bank", (source,))
 
 
 def is_non_answer(answer: str) -> bool:

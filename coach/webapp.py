@@ -806,8 +806,14 @@ def report_markdown(report) -> str:
     lines = [t("kb.replaced", name=name(n)) if n in report.replaced else line
              for n, line in zip(report.added, lines)]
     lines += [t("kb.unchanged", name=name(n)) for n in report.unchanged]
-    lines += [t("kb.failed", name=name(n), message=name(message_for(CoachError(m)))) for n, m in report.errors.items()]
+    lines += [t("kb.failed", name=name(n), message=name(_without_name(message_for(CoachError(m)), n)))
+              for n, m in report.errors.items()]
     return "\n\n".join(lines)
+
+
+def _without_name(message: str, name: str) -> str:
+    """"empty.md 是空文件…" under the heading "empty.md" reads as "是空文件…": the name is said once."""
+    return message[len(name):].lstrip(" :：") if message.startswith(name) else message
 
 
 def bank_rows(coach: Coach, topic: str = "", level: str = "", query: str = "") -> list[list]:

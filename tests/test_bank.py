@@ -38,7 +38,10 @@ def edit_item(corpus, index, **changes):
     ({"question": {"zh": "只有中文?"}}, "zh and en"),
     ({"answer": "太短"}, "answer"),
     ({"id": "Bad Id!"}, "id"),
-], ids=["difficulty", "asks", "too-few-points", "no-terms", "bad-weight", "no-english", "short-answer", "bad-id"])
+    ({"format": "essay"}, "format"),
+    ({"format": "coding"}, "reference code"),
+], ids=["difficulty", "asks", "too-few-points", "no-terms", "bad-weight", "no-english", "short-answer", "bad-id",
+        "unknown-format", "coding-without-code"])
 def test_a_schema_error_names_the_file_and_the_item(corpus, changes, words):
     edit_item(corpus, 1, **changes)
     with pytest.raises(BankError) as err:
@@ -69,6 +72,17 @@ def test_check_finds_dangling_follow_ups_and_near_duplicates(corpus):
     problems = Bank.load(corpus).check()
     assert any("norm-does-not-exist" in p for p in problems)
     assert any("nearly the same question" in p for p in problems)
+
+
+def test_a_coding_item_shows_its_reference_code_with_the_model_answer(corpus):
+    from coach.grade import Reference
+
+    edit_item(corpus, 1, format="coding", code="def f(x):\n    return x")
+    item_id = yaml.safe_load((corpus / "bank" / "normalization.yaml").read_text(encoding="utf-8"))["items"][1]["id"]
+    item = Bank.load(corpus).get(item_id)
+    assert item.format == "coding"
+    model = Reference.from_item(item).model_answer
+    assert model.startswith(item.answer.rstrip()) and "```python\ndef f(x):\n    return x\n```" in model
 
 
 def test_the_shipped_bank_is_valid_large_and_covers_the_field():

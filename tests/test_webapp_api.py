@@ -300,3 +300,11 @@ def test_uploads_are_kept_for_a_rebuild_and_forgotten_when_removed(coach, tmp_pa
     assert counts["doc_units"] == 1 and "kiwi-notes.md" in coach.kb.sources()
     assert coach.remove_document("kiwi-notes.md") == 1
     assert coach.kb.sources() == {} and not any(coach.documents_dir.rglob("kiwi-notes.md"))
+
+
+def test_an_upload_error_names_the_file_once():
+    from coach.knowledge import IngestReport
+    from coach.webapp import report_markdown
+
+    text = report_markdown(IngestReport(errors={"empty.md": "empty.md is empty; add some text to it or choose another file."}))
+    assert text.count("empty.md") == 1 and "空文件" in text
