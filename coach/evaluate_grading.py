@@ -38,7 +38,8 @@ def load_rows(folder: Path) -> list[dict]:
     return rows
 
 
-LLM_SETS = ("set3_llm",)  # blind answers to questions of the 2026 LLM-era items, also reported on their own
+# blind answers to questions of the 2026 items, also reported on their own
+GROUPS = {"set3_llm": "LLM-era", "set4_part2": "part-2"}
 
 
 def fit_score_model(grader, corpus: Path):
@@ -104,8 +105,8 @@ def evaluate_blind(grader, corpus: Path) -> dict[str, dict]:
         grade = grader.grade(row["answer"], item_id=row["item_id"])
         latencies.append((time.perf_counter() - start) * 1000)
         by_half[half(row)].append((row, grade))
-        if row.get("_set") in LLM_SETS:
-            by_half[f"LLM-era {half(row)}"].append((row, grade))
+        if row.get("_set") in GROUPS:
+            by_half[f"{GROUPS[row['_set']]} {half(row)}"].append((row, grade))
     out = {h: _measures(pairs) for h, pairs in by_half.items()}
     for h in out:
         out[h]["p50_ms"] = percentile(latencies, 0.5)
@@ -166,7 +167,8 @@ def _free(grader, question: str, answer: str) -> float:
 
 def format_blind(report: dict) -> str:
     names = list(dict.fromkeys(k for h in report.values() for k in h))
-    halves = [h for h in ("tune", "held-out", "LLM-era tune", "LLM-era held-out") if h in report]
+    halves = [h for h in ("tune", "held-out", *(f"{g} {x}" for g in GROUPS.values() for x in ("tune", "held-out")))
+              if h in report]
     lines = ["| measure | " + " | ".join(halves) + " |", "|---|" + "---|" * len(halves)]
     for name in names:
         cells = [report.get(h, {}).get(name, "-") for h in halves]
