@@ -517,14 +517,16 @@ def eval_scale(chunks):
 @click.option("--seeds", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder holding the two sample pages (default ../shared/seeds).")
 @click.option("--fit", is_flag=True, help="Refit the relevance model on the tune half first (writes resources/relevance.json).")
+@click.option("--tune-only", is_flag=True, help="With --fit: fit on the tune half alone, without train/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def eval_abstain(dev_set, seeds, fit, as_json):
+def eval_abstain(dev_set, seeds, fit, tune_only, as_json):
     """Answered, right-when-answered and wrong-answer rates, per half of the abstention set."""
     from .config import Settings
     from .evaluate_abstain import evaluate_abstain, format_report
 
     with progress_bar() as report:
-        result = evaluate_abstain(Settings.from_env(), dev_set, seeds, fit=fit, progress=report)
+        result = evaluate_abstain(Settings.from_env(), dev_set, seeds, fit=fit, progress=report,
+                                  with_train=not tune_only)
     click.echo(json.dumps(result, ensure_ascii=False, indent=1) if as_json else format_report(result))
 
 

@@ -144,7 +144,7 @@ def fit_model(kb, rows: dict[str, list[dict]], train_kb=None, train_rows=None) -
     for part, part_rows in (train_rows or {}).items():
         for row in part_rows:
             collect(train_kb, part, row, train_docs)
-    model = rel.fit(x, y, fitted_on=f"corpus/eval/abstain: tune half ({n_dev} candidates) and train/ "
+    model = rel.fit(x, y, fitted_on=f"corpus/eval/abstain: tune half ({n_dev} candidates) and train/ "  # train/ may be 0
                                     f"({len(x) - n_dev}), {sum(y)} answering")
     (RESOURCES / "relevance.json").write_text(json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n",
                                               encoding="utf-8")
@@ -199,7 +199,7 @@ def score_rows(kb, rows: dict[str, list[dict]]) -> dict[str, dict]:
 
 
 def evaluate_abstain(settings, folder: Path | None = None, seeds_dir: Path | None = None, fit: bool = False,
-                     progress=None) -> dict:
+                     progress=None, with_train: bool = True) -> dict:
     folder = Path(folder or settings.corpus_dir / "eval" / "abstain")
     seeds_dir = Path(seeds_dir or settings.corpus_dir.parent.parent / "shared" / "seeds")
     rows = load_set(folder)
@@ -209,11 +209,13 @@ def evaluate_abstain(settings, folder: Path | None = None, seeds_dir: Path | Non
         model = None
         if fit:  # features do not depend on the weights, so any model serves to collect them
             kb.set_relevance_model(rel.RelevanceModel.neutral())
-            train_rows = load_training(folder)
-            # the training notes answer some development questions, so they get their own index
-            train_kb = build_kb(settings, folder, seeds_dir, Path(tmp) / "train", progress,
-                                sorted((folder / "train" / "docs").glob("*")))
-            train_kb.set_relevance_model(rel.RelevanceModel.neutral())
+            train_rows, train_kb = {}, None
+            if with_train:  # train/ is labelled against the 155-item bank; --tune-only leaves it out
+                train_rows = load_training(folder)
+                # the training notes answer some development questions, so they get their own index
+                train_kb = build_kb(settings, folder, seeds_dir, Path(tmp) / "train", progress,
+                                    sorted((folder / "train" / "docs").glob("*")))
+                train_kb.set_relevance_model(rel.RelevanceModel.neutral())
             model = fit_model(kb, rows, train_kb, train_rows)
             rel.default_model.cache_clear()
             kb.set_relevance_model(model)
