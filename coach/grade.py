@@ -171,7 +171,7 @@ class Grader:
         if ref.basis == "none":
             return self._unmatched(ref)
         if is_non_answer(answer):
-            return self._empty(ref)
+            return self._empty(ref, answer)
         return self._grade(ref, answer)
 
     def reference(self, item_id: str | None = None, question: str | None = None) -> Reference:
@@ -211,10 +211,13 @@ class Grader:
         return Grade(None, text["unmatched_verdict"], None, ref.question, "none",
                      feedback=feedback, sources=list(ref.sources), flags=["unmatched"])
 
-    def _empty(self, ref: Reference) -> Grade:
+    def _empty(self, ref: Reference, answer: str = "") -> Grade:
+        """No score: a blank answer is "未作答"; "不知道" or "跳过" is the candidate choosing to skip."""
         text = feedback_text()
+        skipped = bool(answer.strip())
         missing = [PointResult(kp.point, kp.weight, 0.0, False, None, _source_label(ref)) for kp in ref.key_points]
-        return Grade(None, "未作答", ref.item_id, ref.question, ref.basis, missing=missing, feedback=[text["empty"]],
+        return Grade(None, "跳过" if skipped else "未作答", ref.item_id, ref.question, ref.basis, missing=missing,
+                     feedback=[text["skipped" if skipped else "empty"]],
                      model_answer=ref.model_answer, sources=list(ref.sources), flags=["empty"])
 
     def analyse(self, ref: Reference, answer: str) -> "Analysis":

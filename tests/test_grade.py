@@ -41,11 +41,13 @@ def test_the_same_input_always_gets_the_same_grade(grader, small_kb):
     assert first == again
 
 
-@pytest.mark.parametrize("answer", ["", "   ", "不知道", "跳过", "I don't know"],
+@pytest.mark.parametrize("answer, verdict", [("", "未作答"), ("   ", "未作答"), ("不知道", "跳过"), ("跳过", "跳过"),
+                                             ("I don't know", "跳过")],
                          ids=["empty", "blank", "dont-know", "skip", "english-dont-know"])
-def test_an_empty_answer_gets_a_message_not_a_score(grader, answer):
+def test_an_empty_answer_gets_a_message_not_a_score(grader, answer, verdict):
     grade = grader.grade(answer, item_id=ITEM)
-    assert grade.score is None and grade.verdict == "未作答"
+    assert grade.score is None and grade.verdict == verdict  # "不知道" is a choice to skip, not a missing answer
+    assert ("跳过" in grade.feedback[0]) == (verdict == "跳过")
     assert grade.flags == ["empty"] and grade.model_answer
 
 
