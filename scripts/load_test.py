@@ -50,25 +50,28 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def start_app(port: int) -> tuple[subprocess.Popen, str]:
+def start_app(port: int, env: dict | None = None, name: str = "load_test", quiet: bool = False,
+              minutes: int = 10) -> tuple[subprocess.Popen, str]:
     """`coach serve` in its own process, as a user runs it (the load generator must not share its GIL).
 
-    Its state goes to a temporary COACH_HOME so no user history is touched; the index is the usual one.
-    """
-    env = {**os.environ, "COACH_HOME": tempfile.mkdtemp(prefix="coach-load-")}
-    server = subprocess.Popen([sys.executable, "-m", "coach.cli", "serve", "--port", str(port)], env=env, cwd=ROOT)
+    Its state goes to a temporary COACH_HOME (unless ``env`` says otherwise) so no user history is
+    touched; the index is the usual one unless ``env`` names another."""
+    env = {**os.environ, "COACH_HOME": tempfile.mkdtemp(prefix="coach-load-"), **(env or {})}
+    out = subprocess.DEVNULL if quiet else None
+    server = subprocess.Popen([sys.executable, "-m", "coach", "serve", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + minutes * 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit(f"load_test: the app exited with code {server.returncode} before it was ready.")
+            sys.exit(f"{name}: the app exited with code {server.returncode} before it was ready.")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return server, url
         except OSError:
             time.sleep(1)
     server.terminate()
-    sys.exit("load_test: the app did not answer within 10 minutes.")
+    sys.exit(f"{name}: the app did not answer within {minutes} minutes.")
 
 
 def workload(seed: int, requests: int, grade_every: int, bank) -> list[tuple[str, dict]]:

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import load_test  # noqa: E402
 from load_test import percentile  # noqa: E402
 
 ANSWERS = ["BN用小批量的均值和方差把激活标准化,再用可学习的γ和β缩放平移,能用更大的学习率,收敛更快。",
@@ -57,23 +58,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def start_app(port: int, home: Path, index_dir: Path) -> tuple[subprocess.Popen, str]:
-    import urllib.request
-
-    env = {**os.environ, "COACH_HOME": str(home), "COACH_INDEX_DIR": str(index_dir)}
-    server = subprocess.Popen([sys.executable, "-m", "coach", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"soak: the app exited with code {server.returncode} before it was ready.")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return server, url
-        except OSError:
-            time.sleep(1)
-    server.terminate()
-    sys.exit("soak: the app did not answer within 15 minutes.")
+    return load_test.start_app(port, {"COACH_HOME": str(home), "COACH_INDEX_DIR": str(index_dir)}, name="soak",
+                               quiet=True, minutes=15)
 
 
 class Run:
