@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from .config import load_yaml
 from .errors import BankError
 from .glossary import Glossary
 from .text import compact
@@ -154,7 +155,7 @@ def _digest(paths: list[Path]) -> str:
 
 def _read_yaml(path: Path):
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""

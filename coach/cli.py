@@ -511,6 +511,22 @@ def eval_scale(chunks):
     click.echo(format_table([row]))
 
 
+@eval_group.command("startup")
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--serve-runs", default=3, show_default=True, type=click.IntRange(0, 20))
+def eval_startup(runs, serve_runs):
+    """Cold start of search, ask and grade as whole processes (time and peak memory), and serve's ready time."""
+    from .evaluate import format_table
+    from .evaluate_startup import evaluate_startup
+
+    try:
+        with progress_bar() as report:
+            rows = evaluate_startup(runs, serve_runs, report)
+    except RuntimeError as exc:
+        raise CoachError(str(exc)) from None
+    click.echo(format_table(rows))
+
+
 @eval_group.command("abstain")
 @click.option("--set", "dev_set", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The abstention set folder (default corpus/eval/abstain).")

@@ -17,6 +17,13 @@ RESOURCES = Path(__file__).resolve().parent / "resources"
 DEFAULT_EMBEDDER = "use-multilingual"
 
 
+def load_yaml(text: str):
+    """``yaml.safe_load`` through libyaml when PyYAML has it (about ten times faster on the bank)."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _path(var: str, default: Path) -> Path:
     value = os.environ.get(var, "").strip()
     return Path(value).expanduser() if value else default

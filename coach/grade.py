@@ -391,7 +391,7 @@ class Grader:
         """How much better the answer fits its own question than the best other bank question."""
         ids = list(self.kb.bank.items)
         questions = self._cached(("bank-questions", len(ids)),
-                                 lambda: self._embed([self.kb.bank.items[i].question for i in ids]))
+                                 lambda: self.kb.bank_question_vectors(ids))
         own = float(whole @ self._cached(("question", ref.question), lambda: self._embed([ref.question]))[0])
         sims = questions @ whole
         others = [float(v) for i, v in zip(ids, sims) if i != ref.item_id]

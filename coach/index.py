@@ -79,6 +79,9 @@ class Unit:
     position: int = 0
     source_hash: str = ""
     chunk_kind: str = ""  # for documents: "qa" (a question kept with its answer), "section" or "text"
+    # the analysed text (retrieve.analyse: BM25 tokens and glossary terms), saved so that loading
+    # does not tokenise every unit again; None when not known (a version-1/2 index, or not yet written)
+    terms: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def group(self) -> str:
@@ -289,13 +292,14 @@ def _write_segment(data: IndexData, u0: int, nu: int, v0: int, nv: int, folder: 
         con.executescript(
             "CREATE TABLE units (id INTEGER PRIMARY KEY, kind TEXT, source TEXT, title TEXT, text TEXT,"
             " qtexts TEXT, ptexts TEXT, item_id TEXT, topic TEXT, position INTEGER, source_hash TEXT,"
-            " chunk_kind TEXT);"
+            " chunk_kind TEXT, terms TEXT);"
             "CREATE TABLE vectors (row INTEGER PRIMARY KEY, unit INTEGER, field INTEGER);"
         )
         con.executemany(
-            "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(i, u.kind, u.source, u.title, u.text, json.dumps(u.qtexts, ensure_ascii=False),
-              json.dumps(u.ptexts, ensure_ascii=False), u.item_id, u.topic, u.position, u.source_hash, u.chunk_kind)
+              json.dumps(u.ptexts, ensure_ascii=False), u.item_id, u.topic, u.position, u.source_hash, u.chunk_kind,
+              json.dumps(u.terms, ensure_ascii=False) if u.terms else None)
              for i, u in enumerate(data.units[u0:u0 + nu])],
         )
         con.executemany("INSERT INTO vectors VALUES (?,?,?)",
@@ -473,8 +477,9 @@ def _read_segment(index_dir: Path, seg: dict, dim: int) -> dict:
     vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, dim), np.float32)
     try:
         rows, vec = _read_units(folder / "units.sqlite")
-        units = [Unit(k, s, t, x, json.loads(q), json.loads(pt), i, tp, p, h, ck or _infer_chunk_kind(k, t))
-                 for k, s, t, x, q, pt, i, tp, p, h, ck in rows]
+        units = [Unit(k, s, t, x, json.loads(q), json.loads(pt), i, tp, p, h, ck or _infer_chunk_kind(k, t),
+                      _terms(tm))
+                 for k, s, t, x, q, pt, i, tp, p, h, ck, tm in rows]
     except (sqlite3.Error, ValueError, TypeError):
         raise _damaged(index_dir, "units unreadable") from None
     vec_unit = np.array([v[0] for v in vec], dtype=np.int64)
@@ -491,12 +496,21 @@ def _read_units(path: Path) -> tuple[list, list]:
     try:
         columns = {row[1] for row in con.execute("PRAGMA table_info(units)")}
         chunk_kind = "chunk_kind" if "chunk_kind" in columns else "''"  # version 1 had no chunk kinds
+        terms = "terms" if "terms" in columns else "NULL"  # segments written before terms were saved
         rows = con.execute("SELECT kind, source, title, text, qtexts, ptexts, item_id, topic, position, source_hash,"
-                           f" {chunk_kind} FROM units ORDER BY id").fetchall()
+                           f" {chunk_kind}, {terms} FROM units ORDER BY id").fetchall()
         vec = con.execute("SELECT unit, field FROM vectors ORDER BY row").fetchall()
     finally:
         con.close()
     return rows, vec
+
+
+def _terms(raw) -> dict | None:
+    """A unit's saved analysis; anything but a JSON object is ignored (the retriever recomputes it)."""
+    if not raw:
+        return None
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else None
 
 
 def _infer_chunk_kind(kind: str, title: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -72,6 +72,12 @@ def doc_unit(chunk, digest: str) -> Unit:
 
 
 SHORT_TITLE = 6  # meaningful characters
+
+
+def _unanalysed(data: IndexData) -> bool:
+    from .retrieve import TERMS_VERSION
+
+    return any(not u.terms or u.terms.get("v") != TERMS_VERSION for u in data.units)
 
 
 class KnowledgeBase:
@@ -166,6 +172,29 @@ class KnowledgeBase:
             retriever = self._retriever = self._make_retriever(data)
         return retriever
 
+    def bank_question_vectors(self, ids: list[str]) -> np.ndarray:
+        """Each bank item's question (its first phrasing) embedded as a query.
+
+        The grader compares an answer with every bank question; embedding them all again took
+        over a second of each ``coach grade``. When queries and passages are embedded alike (no
+        prefixes, as with the default), the index already holds these vectors.
+        """
+        embedder, data = self.embedder, self.data
+        rows: dict[str, int] = {}
+        if embedder.query_prefix == embedder.passage_prefix:
+            questions = np.flatnonzero(data.vec_field == 0)  # vectors of a unit are stored in phrasing order
+            units, first = np.unique(data.vec_unit[questions], return_index=True)
+            rows = {data.units[u].item_id: int(questions[f]) for u, f in zip(units, first)
+                    if data.units[u].kind == "bank"}
+        out = np.zeros((len(ids), embedder.dim), np.float32)
+        todo = [i for i, item_id in enumerate(ids) if item_id not in rows]
+        for i, item_id in enumerate(ids):
+            if item_id in rows:
+                out[i] = data.vectors[rows[item_id]]
+        if todo:
+            out[todo] = embedder.embed_queries([self.bank.items[ids[i]].question for i in todo])
+        return out
+
     def _make_retriever(self, data: IndexData) -> Retriever:
         return Retriever(data, self.embedder, self.bank.glossary, self.reranker, model=self._relevance_model)
 
@@ -180,7 +209,7 @@ class KnowledgeBase:
 
     def _stale(self, data: IndexData) -> bool:
         return (data.embedder != self.embedder.id or data.glossary_digest != self.bank.glossary_digest
-                or data.bank_digest != self.bank.digest)
+                or data.bank_digest != self.bank.digest or _unanalysed(data))
 
     def _latest(self) -> IndexData:
         """The current generation, brought up to date with the bank and embedder; the write lock is held."""
@@ -192,6 +221,11 @@ class KnowledgeBase:
             return self._write(self._rebuild(docs=[u for u in data.units if u.kind == "doc"]))
         if data.bank_digest != self.bank.digest:
             return self._write(self._replace_bank(data))
+        if _unanalysed(data):  # written before units kept their analysed text: save it, vectors unchanged
+            from .retrieve import analyse
+
+            units = [replace(u, terms=analyse(u, self.bank.glossary)) for u in data.units]
+            return self._write(replace(data, units=units, segments=[]))
         return data
 
     # ---- building ------------------------------------------------------
@@ -331,8 +365,11 @@ class KnowledgeBase:
     def _embed(self, units: list[Unit]) -> tuple[np.ndarray, list[int], list[int]]:
         """Vectors for ``units`` (identical texts embedded once): ``(vectors, owners, fields)`` where
         ``owners[i]`` is the position in ``units`` of vector i and ``fields[i]`` 0 question, 1 body."""
+        from .retrieve import analyse
+
         texts, owners, fields = [], [], []
         for offset, unit in enumerate(units):
+            unit.terms = analyse(unit, self.bank.glossary)  # saved with the unit; see Retriever
             for q in dict.fromkeys(unit.qtexts):
                 texts.append(q); owners.append(offset); fields.append(0)
             texts.append(unit.text); owners.append(offset); fields.append(1)

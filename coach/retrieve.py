@@ -129,6 +129,29 @@ def unit_tokens(texts: list[str], glossary: Glossary) -> list[str]:
     return tokenize(joined) + [f"§{cid}" for cid in glossary.concepts_in(joined)]
 
 
+TERMS_VERSION = 1  # bump when tokenize, unit_tokens or content_terms change what they return
+
+
+def analyse(unit: Unit, glossary: Glossary) -> dict:
+    """What retrieval needs of a unit's text: BM25 tokens of its question and body, and the
+    content terms of each phrasing. Saved with the unit (``Unit.terms``) when it is written, so
+    loading an index does not run jieba and the glossary over every unit again (about 5 s for
+    the bank); valid for the glossary the generation was built with (the manifest's digest)."""
+    add_words(glossary.names)
+    return {"v": TERMS_VERSION,
+            "q": unit_tokens(unit.qtexts, glossary) if unit.qtexts else [],
+            "b": unit_tokens([unit.text], glossary),
+            "p": [sorted(rel.content_terms(q, glossary)) for q in unit.qtexts]}
+
+
+def _analysed(unit: Unit, glossary: Glossary) -> dict:
+    terms = unit.terms
+    if (isinstance(terms, dict) and terms.get("v") == TERMS_VERSION
+            and isinstance(terms.get("p"), list) and len(terms["p"]) == len(unit.qtexts)):
+        return terms
+    return analyse(unit, glossary)
+
+
 class _Field:
     """A BM25 index over one field of every unit (bm25s, rebuilt in memory at load)."""
 
@@ -158,10 +181,11 @@ class Retriever:
         self.model = model or rel.default_model()
         add_words(glossary.names)  # jieba keeps "批归一化" whole only once it knows the word
         units = data.units
-        self.bm25_q = _Field([unit_tokens(u.qtexts, glossary) if u.qtexts else [] for u in units])
-        self.bm25_b = _Field([unit_tokens([u.text], glossary) for u in units])
+        analysed = [_analysed(u, glossary) for u in units]
+        self.bm25_q = _Field([a["q"] for a in analysed])
+        self.bm25_b = _Field([a["b"] for a in analysed])
         self._text_keys: dict[int, str] = {}
-        self._phrasings = [[rel.content_terms(q, glossary) for q in u.qtexts] for u in units]
+        self._phrasings = [[set(p) for p in a["p"]] for a in analysed]
         self._q_terms = [set().union(*p) if p else set() for p in self._phrasings]
         self._b_terms: dict[int, tuple[set[str], str]] = {}
         self._q_texts = [compact(" ".join(u.qtexts)) for u in units]

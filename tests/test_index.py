@@ -217,3 +217,38 @@ def test_with_background_refresh_a_request_never_waits_for_a_new_generation(smal
         time.sleep(0.05)
     assert "late.md" in small_kb.sources() and small_kb.retriever is not before
     assert any(h.source == "late.md" for h in small_kb.search("张量是什么", k=3))
+
+
+def test_units_keep_their_analysed_text_so_a_reload_does_not_tokenise_again(small_kb, small_settings, monkeypatch):
+    small_kb.data
+    fresh = KnowledgeBase(small_settings)
+    assert all(u.terms and u.terms["b"] for u in fresh.data.units)
+    import coach.retrieve
+
+    monkeypatch.setattr(coach.retrieve, "analyse", lambda *a: pytest.fail("analysed again on load"))
+    assert fresh.search("ReLU为什么比sigmoid好", k=1)[0].kind == "bank"
+
+
+def test_an_index_saved_without_analysed_text_is_upgraded_once_without_re_embedding(small_kb, small_settings,
+                                                                                   monkeypatch):
+    data = small_kb.data
+    bare = replace(data, units=[replace(u, terms=None) for u in data.units], segments=[])
+    store.write_generation(bare, small_settings.index_dir)
+    assert all(u.terms is None for u in store.load(small_settings.index_dir).units)
+    fresh = KnowledgeBase(small_settings)
+    monkeypatch.setattr(fresh.embedder, "embed_passages", lambda *a, **k: pytest.fail("re-embedded"))
+    upgraded = fresh.data
+    assert all(u.terms for u in upgraded.units)
+    assert (upgraded.vectors == data.vectors).all()
+    assert all(u.terms for u in store.load(small_settings.index_dir).units)
+
+
+def test_the_default_embedder_needs_neither_torch_nor_sentence_transformers(small_settings):
+    code = ("import sys\nfrom coach.config import Settings\nfrom coach.knowledge import KnowledgeBase\n"
+            f"kb = KnowledgeBase(Settings.from_env(corpus_dir={str(small_settings.corpus_dir)!r}, "
+            f"index_dir={str(small_settings.index_dir)!r}))\n"
+            "hit = kb.search('ReLU为什么比sigmoid好', k=1)[0]\n"
+            "print(hit.kind, sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["bank", "[]"]
