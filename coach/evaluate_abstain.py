@@ -101,15 +101,15 @@ def _name_notes_sections(folder: Path, rows: list[dict]) -> None:
             row["gold_section"] = headings[int(row["gold_section"]) - 1]
 
 
-def labelled_candidates(kb, part: str, row: dict, unlabelled_docs=frozenset()) -> list[tuple[dict, int]]:
-    """(features, answers?) for the candidates of one row; unknowable labels are left out."""
+def labelled_candidates(kb, part: str, row: dict, unlabelled_docs=frozenset()) -> list[tuple[dict, int, str]]:
+    """(features, answers?, kind) for the candidates of one row; unknowable labels are left out."""
     found = kb.lookup(row["query"])
-    out = [(hit.features, int(hit.item_id in set(row.get("gold") or []))) for hit in found.bank]
+    out = [(hit.features, int(hit.item_id in set(row.get("gold") or [])), "bank") for hit in found.bank]
     if part in ("notes", "seeds"):
         doc, sections = _section_of(row)
-        out += [(hit.features, int(_same_section(hit, doc, sections))) for hit in found.docs]
+        out += [(hit.features, int(_same_section(hit, doc, sections)), "doc") for hit in found.docs]
     elif part == "unanswerable":  # written against the bank and the sample pages, not the training notes
-        out += [(hit.features, 0) for hit in found.docs if hit.source not in unlabelled_docs]
+        out += [(hit.features, 0, "doc") for hit in found.docs if hit.source not in unlabelled_docs]
     # answerable rows: a sample page may answer the same question, so its chunks get no label
     return out
 
@@ -128,12 +128,13 @@ def load_training(folder: Path) -> dict[str, list[dict]]:
 
 def fit_model(kb, rows: dict[str, list[dict]], train_kb=None, train_rows=None) -> rel.RelevanceModel:
     """Fit on the tune half of the development set (and the training set, if given)."""
-    x, y = [], []
+    x, y, kinds = [], [], []
 
     def collect(kb, part, row, unlabelled=frozenset()):
-        for feats, label in labelled_candidates(kb, part, row, unlabelled):
+        for feats, label, kind in labelled_candidates(kb, part, row, unlabelled):
             x.append(feats)
             y.append(label)
+            kinds.append(kind)
 
     for part in ("answerable", "unanswerable", "notes", "seeds"):
         for row in rows[part]:
@@ -144,7 +145,7 @@ def fit_model(kb, rows: dict[str, list[dict]], train_kb=None, train_rows=None) -
     for part, part_rows in (train_rows or {}).items():
         for row in part_rows:
             collect(train_kb, part, row, train_docs)
-    model = rel.fit(x, y, fitted_on=f"corpus/eval/abstain: tune half ({n_dev} candidates) and train/ "  # train/ may be 0
+    model = rel.fit(x, y, kinds, fitted_on=f"corpus/eval/abstain: tune half ({n_dev} candidates) and train/ "  # train/ may be 0
                                     f"({len(x) - n_dev}), {sum(y)} answering")
     (RESOURCES / "relevance.json").write_text(json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n",
                                               encoding="utf-8")
@@ -162,13 +163,16 @@ def score_rows(kb, rows: dict[str, list[dict]]) -> dict[str, dict]:
         tallies[half(row)].setdefault(name, []).append(value)
 
     for row in rows["unanswerable"]:
-        add(row, "unanswerable: wrong answer shown", chat.find(row["query"]).answer is not None)
+        wrong = chat.find(row["query"]).answer is not None
+        add(row, "unanswerable: wrong answer shown", wrong)
+        add(row, f"  of which {row.get('batch') or 'first set (2026-11)'}", wrong)
     for row in rows["answerable"]:
         found = chat.find(row["query"])
         lead = next((h for h in found.answers if h.kind == "bank"), None)
         add(row, "answerable: answered", lead is not None)
         if lead is not None:
             add(row, "answerable: right when answered", lead.item_id in set(row["gold"]))
+        add(row, f"  answered, {row.get('batch') or 'first set (2026-11)'}", lead is not None)
     for row in rows["notes"]:
         doc, section = _section_of(row)
         found = chat.find(row["query"])
@@ -210,7 +214,7 @@ def evaluate_abstain(settings, folder: Path | None = None, seeds_dir: Path | Non
         if fit:  # features do not depend on the weights, so any model serves to collect them
             kb.set_relevance_model(rel.RelevanceModel.neutral())
             train_rows, train_kb = {}, None
-            if with_train:  # train/ is labelled against the 155-item bank; --tune-only leaves it out
+            if with_train:  # train/ (re-judged for the 695-item bank); --tune-only leaves it out
                 train_rows = load_training(folder)
                 # the training notes answer some development questions, so they get their own index
                 train_kb = build_kb(settings, folder, seeds_dir, Path(tmp) / "train", progress,

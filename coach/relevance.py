@@ -31,9 +31,13 @@ The signals, all about the *question* a candidate answers:
 - ``gap``: how far the candidate's ``q_cos`` stands above the best of the
   other candidates of its kind: an answer usually stands out, while for a
   question nothing answers, several items are about equally (un)like it;
-- ``doc`` and ``doc_*``: a document chunk has one short title and a long
-  body, a bank item eight phrasings and a curated answer, so the same cosine
-  means different things; these let the model weigh them apart.
+- ``unseen``: how much of the query (IDF-weighted) is terms no question in the
+  index has ever used ("点云", "TransE"): a query about something the knowledge
+  base never asks about, whatever candidate is nearest;
+A document chunk has one short title (or none) and a long body, a bank item
+eight phrasings and a curated answer, so the same cosine means different
+things: each kind has its own weights (``KINDS``), fitted on its own
+candidates, and so its own calibration.
 
 The weights live in ``resources/relevance.json`` with the data they were
 fitted on; ``coach eval abstain --fit`` refits them from the tuning half of
@@ -53,9 +57,9 @@ import numpy as np
 from .config import RESOURCES
 from .text import compact, tokenize
 
-FEATURES = ("q_cos", "b_cos", "q_cover", "q_back", "b_cover", "missing", "missing_all", "has_q", "gap",
-            "doc", "doc_q_cos", "doc_b_cos", "doc_b_cover")
-FORMAT, VERSION = "coach-relevance", 1
+FEATURES = ("q_cos", "b_cos", "q_cover", "q_back", "b_cover", "missing", "missing_all", "has_q", "gap", "unseen")
+KINDS = ("bank", "doc")  # each kind of candidate has its own weights: the same cosine means different things
+FORMAT, VERSION = "coach-relevance", 2  # 2: one logistic model per kind; 1 had one model with doc_* features
 ANSWER = 0.5  # a candidate at or above this is presented as the answer
 RELATED = 0.12  # below this a candidate is not worth showing even as "可能相关"
 # Latin words that carry no topic of their own in an interview question.
@@ -68,10 +72,15 @@ network networks deep learning machine ml dl ai method methods""".split())
 
 @dataclass(frozen=True)
 class RelevanceModel:
-    """A logistic model over ``FEATURES``: ``p = sigmoid(w . x + b)``."""
+    """Per kind of candidate, a logistic model over ``FEATURES``: ``p = sigmoid(w . x + b)``.
 
-    weights: tuple[float, ...]
-    bias: float
+    A bank item has eight phrasings and a curated answer; a document chunk one short title (or
+    none) and a long body. Fitted apart, each kind's probability is calibrated on its own
+    candidates, as the chat composes an answer from both lists.
+    """
+
+    weights: dict  # kind -> tuple of weights, in FEATURES order
+    bias: dict  # kind -> float
     fitted_on: str = ""
 
     @classmethod
@@ -83,22 +92,27 @@ class RelevanceModel:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise CoachError(f"{path.name} is missing or not JSON; reinstall the coach or run `coach eval abstain --fit`.") from None
-        if data.get("format") != FORMAT or data.get("version") != VERSION or tuple(data.get("features", ())) != FEATURES:
+        models = data.get("models") if isinstance(data, dict) else None
+        if (data.get("format") != FORMAT or data.get("version") != VERSION or tuple(data.get("features", ())) != FEATURES
+                or not isinstance(models, dict) or set(models) != set(KINDS)
+                or any(len(models[k].get("weights", ())) != len(FEATURES) for k in KINDS)):
             raise CoachError(f"{path.name} was written for other relevance features; run `coach eval abstain --fit`.")
-        return cls(tuple(float(w) for w in data["weights"]), float(data["bias"]), str(data.get("fitted_on", "")))
+        return cls({k: tuple(float(w) for w in models[k]["weights"]) for k in KINDS},
+                   {k: float(models[k]["bias"]) for k in KINDS}, str(data.get("fitted_on", "")))
 
     @classmethod
     def neutral(cls) -> "RelevanceModel":
         """Every candidate at 0.5: what fitting starts from, before any weights exist."""
-        return cls(tuple(0.0 for _ in FEATURES), 0.0, "neutral")
+        return cls({k: tuple(0.0 for _ in FEATURES) for k in KINDS}, {k: 0.0 for k in KINDS}, "neutral")
 
     def to_json(self, **extra) -> dict:
         return {"format": FORMAT, "version": VERSION, "features": list(FEATURES),
-                "weights": [round(w, 6) for w in self.weights], "bias": round(self.bias, 6),
+                "models": {k: {"weights": [round(w, 6) for w in self.weights[k]], "bias": round(self.bias[k], 6)}
+                           for k in KINDS},
                 "fitted_on": self.fitted_on, **extra}
 
-    def probability(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(w * features[name] for w, name in zip(self.weights, FEATURES))
+    def probability(self, features: dict[str, float], kind: str = "bank") -> float:
+        z = self.bias[kind] + sum(w * features[name] for w, name in zip(self.weights[kind], FEATURES))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
@@ -113,6 +127,7 @@ class QueryTerms:
 
     weights: dict[str, float]  # term -> IDF
     key: frozenset[str]  # glossary concepts ("§id") and Latin-script terms
+    unseen: float = 0.0  # IDF-weighted share of the terms no question in the index uses
 
 
 class TermStats:
@@ -150,8 +165,12 @@ def query_terms(query: str, glossary, stats: TermStats) -> QueryTerms:
     terms = content_terms(query, glossary)
     concepts = {t for t in terms if t.startswith("§")}
     known = [compact(n) for c in concepts for n in glossary.concepts[c[1:]].names if n]
-    names = {w for w in named_terms(query) if glossary.concept_of(w) is None and not any(w in n for n in known)}
-    return QueryTerms({t: stats.idf(t) for t in terms}, frozenset(concepts | names))
+    names = {w for w in named_terms(query, proper_nouns=True)
+             if glossary.concept_of(w) is None and not any(w in n for n in known)}
+    weights = {t: stats.idf(t) for t in terms}
+    total = sum(weights.values())
+    unseen = sum(w for t, w in weights.items() if t not in stats.df) / total if total > 0 else 0.0
+    return QueryTerms(weights, frozenset(concepts | names), unseen)
 
 
 def uncovered(query: QueryTerms, terms: set[str], text: str) -> int:
@@ -159,13 +178,17 @@ def uncovered(query: QueryTerms, terms: set[str], text: str) -> int:
     return sum(1 for k in query.key if (k not in terms if k.startswith("§") else k not in text))
 
 
-def named_terms(query: str) -> set[str]:
+def named_terms(query: str, proper_nouns: bool = False) -> set[str]:
     """Latin-script words that name something: any in a Chinese question ("lora原理"), and in
-    an English one only those written like names or acronyms (LoRA, RLHF, YOLOv3, t-SNE)."""
+    an English one only those written like names or acronyms (LoRA, RLHF, YOLOv3, t-SNE).
+    With ``proper_nouns`` an English word capitalised inside a sentence counts too ("How does
+    Lion differ from Adam?"): a method's name, which an answer about another method lacks."""
     words = re.findall(r"[A-Za-z][A-Za-z0-9\-+._]*[A-Za-z0-9+]|[A-Za-z]", query)
     chinese = len(re.findall(r"[\u4e00-\u9fff]", query)) >= len(words)
     named = {w for w in words if chinese or any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w)
              or (w.isupper() and len(w) >= 2) or any(c in "._" for c in w)}
+    if proper_nouns and not chinese:
+        named |= {m.group(1) for m in re.finditer(r"(?<![.?!:;]\s)(?<!^)\b([A-Z][a-z][A-Za-z0-9\-]*)", query.strip())}
     return {w.lower() for w in named if len(w) >= 2 and w.lower() not in _GENERIC_LATIN}
 
 
@@ -188,7 +211,7 @@ def back_cover(query: QueryTerms, phrasings: list[set[str]], stats: TermStats) -
 
 
 def features(query: QueryTerms, q_terms: set[str], b_terms: set[str], q_text: str, b_text: str,
-             q_cos: float, b_cos: float, q_back: float, is_doc: bool = False) -> dict[str, float]:
+             q_cos: float, b_cos: float, q_back: float) -> dict[str, float]:
     """The signals of one candidate; ``q_text`` and ``b_text`` are its question and body, compacted."""
     has_question = bool(q_terms)
     missing_q = uncovered(query, q_terms, q_text) if has_question else uncovered(query, b_terms, b_text)
@@ -202,10 +225,7 @@ def features(query: QueryTerms, q_terms: set[str], b_terms: set[str], q_text: st
         "missing_all": float(min(missing_q, uncovered(query, q_terms | b_terms, q_text + b_text))),
         "has_q": 1.0 if has_question else 0.0,
         "gap": 0.0,  # filled in by add_gaps, once the other candidates are known
-        "doc": float(is_doc),
-        "doc_q_cos": float(is_doc) * (float(q_cos) if has_question else 0.0),
-        "doc_b_cos": float(is_doc) * float(b_cos),
-        "doc_b_cover": float(is_doc) * cover(query, b_terms),
+        "unseen": query.unseen,
     }
 
 
@@ -222,10 +242,14 @@ def add_gaps(rows: list[dict[str, float]], twins: list[set[int]] | None = None) 
         row["gap"] = signal[i] - max(others) if others else 0.0
 
 
-def fit(rows: list[dict[str, float]], labels: list[int], fitted_on: str) -> RelevanceModel:
-    """Logistic regression over ``FEATURES`` (scikit-learn, L2, balanced classes)."""
+def fit(rows: list[dict[str, float]], labels: list[int], kinds: list[str], fitted_on: str) -> RelevanceModel:
+    """Logistic regression over ``FEATURES`` (scikit-learn, L2), one per kind of candidate."""
     from sklearn.linear_model import LogisticRegression
 
-    x = np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float64)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(x, np.array(labels))
-    return RelevanceModel(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]), fitted_on)
+    weights, bias = {}, {}
+    for kind in KINDS:
+        picked = [i for i, k in enumerate(kinds) if k == kind]
+        x = np.array([[rows[i][f] for f in FEATURES] for i in picked], dtype=np.float64)
+        model = LogisticRegression(C=1.0, max_iter=3000).fit(x, np.array([labels[i] for i in picked]))
+        weights[kind], bias[kind] = tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0])
+    return RelevanceModel(weights, bias, fitted_on)

@@ -239,7 +239,7 @@ class Retriever:
             rel.add_gaps(feats, self._twins([u for u, _ in picked]))
             hits = [self._hit(0, u, s) for u, s in picked]
             for hit, f in zip(hits, feats):
-                hit.features, hit.relevance = f, round(self.model.probability(f), 4)
+                hit.features, hit.relevance = f, round(self.model.probability(f, kind), 4)
             hits.sort(key=lambda h: (-h.relevance, -h.score))
             for rank, hit in enumerate(hits, 1):
                 hit.rank = rank
@@ -280,8 +280,7 @@ class Retriever:
             self._b_terms[u] = (rel.content_terms(body, self.glossary), compact(body))
         b_terms, b_text = self._b_terms[u]
         q_back = rel.back_cover(terms, self._phrasings[u], self.terms)
-        return rel.features(terms, self._q_terms[u], b_terms, self._q_texts[u], b_text, q_cos, b_cos, q_back,
-                            is_doc=self.data.units[u].kind == "doc")
+        return rel.features(terms, self._q_terms[u], b_terms, self._q_texts[u], b_text, q_cos, b_cos, q_back)
 
     def _signals(self, query: str, mode: str, qvecs: np.ndarray | None) -> dict[str, dict[int, float]]:
         """Per signal, the units it scores above zero: ``{"bm25_q": {unit: score}, ...}``."""

@@ -1,5 +1,6 @@
 """An answer is about the question asked, or there is none; the user's documents count as knowledge."""
 
+import json
 import shutil
 
 import pytest
@@ -107,3 +108,18 @@ def test_an_interview_over_a_sample_page_asks_its_25_questions(real_index_dir, t
     assert all(kb.catalog.get(q.item_id).topic == topic for q in main)
     report = session.report()
     assert report.questions == 25 and report.overall is not None
+
+
+def test_relevance_weights_are_checked_on_load_and_each_kind_has_its_own(tmp_path):
+    from coach import relevance as rel
+    from coach.errors import CoachError
+
+    model = rel.RelevanceModel.load()
+    assert set(model.weights) == {"bank", "doc"} and model.weights["bank"] != model.weights["doc"]
+    features = dict.fromkeys(rel.FEATURES, 0.5)
+    assert model.probability(features, "bank") != model.probability(features, "doc")
+    old = tmp_path / "relevance.json"
+    old.write_text(json.dumps({"format": "coach-relevance", "version": 1, "features": list(rel.FEATURES),
+                               "weights": [0.0] * len(rel.FEATURES), "bias": 0.0}))
+    with pytest.raises(CoachError, match="coach eval abstain --fit"):
+        rel.RelevanceModel.load(old)
