@@ -74,6 +74,7 @@ class ChatAnswer:
     grounded: bool = True  # False when nothing in the knowledge base answers the question
     model: str = "offline"
     relevance: float = 0.0  # of the leading source; 0 when the coach abstained
+    llm_note: str = ""  # why the configured model's answer is not shown, or what was removed from it
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,10 @@ class FollowUp:
 
 
 class ChatEngine:
-    def __init__(self, kb, llm=None):
+    def __init__(self, kb, llm=None, unsourced: bool | None = None):
         self.kb, self.llm = kb, llm
+        # with a model: may it answer from its own knowledge when nothing in the knowledge base does?
+        self.unsourced = kb.settings.llm_unsourced if unsourced is None else unsourced
 
     def read_follow_up(self, question: str, previous: str | None) -> FollowUp:
         """Read a short follow-up in the light of the previous question.
@@ -135,37 +138,62 @@ class ChatEngine:
             merged = found if merged is None else merged.merged(found)
         return merged
 
-    def answer(self, question: str, previous: str | None = None) -> ChatAnswer:
+    def answer(self, question: str, previous: str | None = None, history: list[dict] | None = None) -> ChatAnswer:
         """The whole answer at once (the CLI and the API); ``stream`` yields it in pieces."""
-        *_, last = self.stream(question, previous)
+        *_, last = self.stream(question, previous, history)
         return last
 
-    def stream(self, question: str, previous: str | None = None) -> Iterator[ChatAnswer]:
+    def stream(self, question: str, previous: str | None = None,
+               history: list[dict] | None = None) -> Iterator[ChatAnswer]:
+        """The answer in growing pieces. ``history``: the conversation so far (user/assistant
+        messages), passed on to a configured model; the offline answer does not need it."""
         question = check_query(question)
         found = self.find(question, previous)
         lead = found.answer
         if lead is None:
             related = found.related()
             sources = [Source.from_hit(n, h, "related") for n, h in enumerate(related, 1)]
-            yield ChatAnswer(question, found.query, compose_abstention(related), sources, grounded=False)
+            offline = ChatAnswer(question, found.query, compose_abstention(related), sources, grounded=False)
+            if self.llm is None:
+                yield offline
+                return
+            from .llm import no_source_messages
+
+            yield from self._stream_llm(no_source_messages(question, history, self.unsourced), 0, offline)
             return
         shown = _shown(found, lead)
         sources = [Source.from_hit(n, h, "answer" if h.answers else "related") for n, h in enumerate(shown, 1)]
+        text = compose_offline(shown, self.kb, note=self.llm is None)
         if self.llm is None:
-            text = compose_offline(shown, self.kb)
             for end in _pieces(text):
                 yield ChatAnswer(question, found.query, text[:end], sources, relevance=lead.relevance)
             return
-        yield from self._stream_llm(question, found.query, shown, sources, lead.relevance)
-
-    def _stream_llm(self, question, query, hits, sources, relevance) -> Iterator[ChatAnswer]:
         from .llm import grounded_messages
 
-        messages = grounded_messages(query, [f"{h.title}\n{h.text}" for h in hits])
+        messages = grounded_messages(found.query, [f"{h.title}\n{h.text}" for h in shown], history)
+        offline = ChatAnswer(question, found.query, text, sources, relevance=lead.relevance)
+        yield from self._stream_llm(messages, len(shown), offline)
+
+    def _stream_llm(self, messages: list[dict], n_sources: int, offline: ChatAnswer) -> Iterator[ChatAnswer]:
+        """The model's answer as it streams, its citations checked against the ``n_sources`` given;
+        if the endpoint fails at any point, the offline answer with one line saying why."""
+        from .llm import LLMUnavailable, check_citations
+
+        s = strings()
         text = ""
-        for piece in self.llm.stream(messages):
-            text += piece
-            yield ChatAnswer(question, query, text, sources, model=self.llm.id, relevance=relevance)
+        try:
+            for piece in self.llm.stream(messages):
+                text += piece
+                shown = check_citations(_complete_markers(text), n_sources).text
+                yield replace(offline, text=shown, model=self.llm.id)
+        except LLMUnavailable as exc:
+            note = s["llm_failed"].format(reason=exc)
+            yield replace(offline, text=f"_{note}_\n\n{offline.text}", llm_note=note)
+            return
+        checked = check_citations(text, n_sources)
+        note = s["citations_removed"].format(numbers=", ".join(f"[{n}]" for n in checked.removed)) if checked.removed else ""
+        final = checked.text.strip() + (f"\n\n_{note}_" if note else "")
+        yield replace(offline, text=final, model=self.llm.id, llm_note=note)
 
     def _not_naming(self, found: Lookup, subject: str) -> set[str]:
         """Groups whose question does not name ``subject``: they cannot answer a follow-up about it."""
@@ -188,7 +216,7 @@ def _shown(found: Lookup, lead: Hit) -> list[Hit]:
     return [lead, *others[:2], *found.related(3)]
 
 
-def compose_offline(hits: list[Hit], kb) -> str:
+def compose_offline(hits: list[Hit], kb, note: bool = True) -> str:
     """Markdown built from the shown hits, every part labelled with its source number."""
     s = strings()
     lead, parts = hits[0], []
@@ -209,7 +237,8 @@ def compose_offline(hits: list[Hit], kb) -> str:
     related = [(n, h) for n, h in enumerate(hits, 1) if not h.answers]
     if related:
         parts.append(f"**{s['related']}**\n" + "\n".join(f"- {_related_label(h)} [{n}]" for n, h in related))
-    parts.append(f"_{s['offline_note']}_")
+    if note:
+        parts.append(f"_{s['offline_note']}_")
     return "\n\n".join(parts)
 
 
@@ -225,6 +254,11 @@ def _related_label(hit: Hit) -> str:
     title = hit.title or hit.text[:60].replace("\n", " ")
     where = "" if hit.kind == "bank" else f"（{hit.source}）"
     return f"{title}{where} · {strings()['relevance']} {hit.relevance:.2f}"
+
+
+def _complete_markers(text: str) -> str:
+    """``text`` without a trailing, unfinished citation ("… [1" while streaming)."""
+    return re.sub(r"\[\d{0,3}$", "", text)
 
 
 def _pieces(text: str, size: int = 60) -> range:

@@ -16,6 +16,7 @@ import click
 
 from .config import Settings
 from .errors import CoachError
+from .limits import check_id
 
 INDEX_DIR = click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path), envvar="COACH_INDEX_DIR",
                          help="Index folder (default: index/ in the checkout).")
@@ -130,7 +131,10 @@ def index_build(index_dir, docs):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--replace", is_flag=True, help="Replace a document already indexed under the same name with this content.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object (progress as JSON lines on stderr).")
-def ingest(index_dir, paths, replace, as_json):
+@click.option("--draft-questions", is_flag=True,
+              help="With an LLM configured: draft interview questions from notes that have none, for review "
+                   "(`coach drafts`).")
+def ingest(index_dir, paths, replace, as_json, draft_questions):
     """Add documents (.txt .md .html .pdf .docx), or folders of them, to the index.
 
     A document is known by its path as given (a/notes.md and b/notes.md are two documents)
@@ -147,10 +151,80 @@ def ingest(index_dir, paths, replace, as_json):
         click.echo(json.dumps({"added": result.added, "replaced": result.replaced, "unchanged": result.unchanged,
                                "errors": result.errors}, ensure_ascii=False))
         sys.exit(1 if result.errors else 0)
+    if draft_questions and not knowledge(index_dir).settings.llm_url:
+        raise CoachError("--draft-questions needs a model: set COACH_LLM_URL (see docs/llm.md).")
     with progress_bar() as report:
-        result = knowledge(index_dir, report).ingest(list(paths), replace=replace)
+        kb = knowledge(index_dir, report)
+        result = kb.ingest(list(paths), replace=replace)
+    print_report(result)
+    if draft_questions:
+        _draft(kb, [*result.added, *result.replaced])
+    sys.exit(1 if result.errors else 0)
+
+
+def _draft(kb, sources: list[str]) -> None:
+    from .drafts import draft_documents
+    from .llm import make_llm
+
+    click.echo(f"drafting questions with the model from {len(sources)} document(s)...", err=True)
+    drafts, skipped = draft_documents(kb, make_llm(kb.settings), sources)
+    for draft in drafts:
+        click.echo(f"drafted {len(draft.items)} question(s) from {draft.source}: review with "
+                   f"`coach drafts show {draft.source}`, then `coach drafts accept {draft.source}`")
+    for source, why in skipped.items():
+        click.secho(f"no draft for {source}: {why}", fg="yellow")
+
+
+@cli.group()
+def drafts():
+    """Questions a model drafted from your notes: review, then accept or discard."""
+
+
+@drafts.command("list")
+def drafts_list():
+    """Drafts waiting for review."""
+    from .config import Settings
+    from .drafts import list_drafts
+
+    found = list_drafts(Settings.from_env())
+    if not found:
+        click.echo("no drafts (make some with `coach ingest FILE --draft-questions` and a model configured)")
+    for draft in found:
+        click.echo(f"{draft.source}  {len(draft.items)} question(s)  drafted by {draft.model}  {draft.created}")
+
+
+@drafts.command("show")
+@click.argument("source")
+def drafts_show(source):
+    """Print the drafted questions, key points and answers for SOURCE."""
+    from .config import Settings
+    from .drafts import as_markdown, load
+
+    click.echo(as_markdown(load(Settings.from_env(), check_id(source, "The document name"))))
+
+
+@drafts.command("accept")
+@INDEX_DIR
+@click.argument("source")
+def drafts_accept(index_dir, source):
+    """Add the draft for SOURCE to your documents (as "AI草稿·SOURCE"): interviews and grading can use it."""
+    from .drafts import accept
+
+    with progress_bar() as report:
+        result = accept(knowledge(index_dir, report), check_id(source, "The document name"))
     print_report(result)
     sys.exit(1 if result.errors else 0)
+
+
+@drafts.command("discard")
+@click.argument("source")
+def drafts_discard(source):
+    """Delete the draft for SOURCE."""
+    from .config import Settings
+    from .drafts import discard
+
+    discard(Settings.from_env(), check_id(source, "The document name"))
+    click.echo(f"discarded the draft for {source}")
 
 
 WORKER_MEMORY = 6 * 2**30  # bytes of address space an ingest worker may use
@@ -271,24 +345,26 @@ def ask(index_dir, question, as_json):
         answer = engine.answer(question)
         if as_json:
             click.echo(json.dumps({"answer": answer.text, "query": answer.query, "grounded": answer.grounded,
-                                   "relevance": answer.relevance, "sources": [asdict(s) for s in answer.sources]},
+                                   "relevance": answer.relevance, "model": answer.model, "llm_note": answer.llm_note,
+                                   "sources": [asdict(s) for s in answer.sources]},
                                   ensure_ascii=False, indent=1))
         else:
             _print_answer(answer)
         return
-    previous = None
+    previous, history = None, []
     while True:
         try:
             question = click.prompt("\n问", prompt_suffix="> ").strip()
         except (EOFError, click.Abort):
             return
         try:
-            answer = engine.answer(question, previous)
+            answer = engine.answer(question, previous, history)
         except CoachError as exc:
             click.secho(str(exc), fg="yellow")
             continue
         _print_answer(answer)
         previous = answer.query
+        history = (history + [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}])[-6:]
 
 
 def _print_answer(answer) -> None:
@@ -312,8 +388,10 @@ def _print_answer(answer) -> None:
 def grade(index_dir, question_id, question, answer, answer_file, as_json, batch):
     """Grade an answer: score, covered and missed key points, misconceptions, model answer."""
     from .grade import Grader
+    from .llm import make_llm
 
-    grader = Grader(knowledge(index_dir))
+    kb = knowledge(index_dir)
+    grader = Grader(kb, llm=make_llm(kb.settings))
     if batch:
         for line in batch_lines(batch):
             if isinstance(line, CoachError):
@@ -337,7 +415,11 @@ def grade_json(result) -> dict:
     keys = ("score", "verdict", "item_id", "covered", "missing", "misconceptions", "feedback", "model_answer",
             "sources", "basis", "question", "flags")
     full = result.to_json()
-    return {k: full[k] for k in keys}
+    out = {k: full[k] for k in keys}
+    for key in ("llm_feedback", "second_opinion", "llm_note"):  # only with a model configured
+        if full.get(key):
+            out[key] = full[key]
+    return out
 
 
 def batch_lines(stream):
@@ -400,6 +482,13 @@ def print_grade(result) -> None:
         click.secho(f"  ! {m.sentence} → {m.correction}", fg="magenta")
     for line in result.feedback:
         click.echo(f"  · {line}")
+    if result.llm_feedback:
+        click.echo("评语（大模型改写,分数仍是离线评分）:\n  " + result.llm_feedback)
+    if result.second_opinion:
+        click.echo(f"大模型的第二意见: {result.second_opinion['score']:.1f}/10  {result.second_opinion['reason']}"
+                   "（仅供参考,不计入分数）")
+    if result.llm_note:
+        click.secho(f"  ({result.llm_note})", fg="yellow")
     click.echo("参考答案:\n" + result.model_answer)
 
 
@@ -578,7 +667,9 @@ def _interview_engine(kb):
         kb.progress = report
         kb.data
     kb.progress = quiet  # the bar is gone once the index is ready
-    return Grader(kb)
+    from .llm import make_llm
+
+    return Grader(kb, llm=make_llm(kb.settings))
 
 
 def _topic_ids(values) -> tuple[str, ...]:

@@ -29,6 +29,18 @@ def _path(var: str, default: Path) -> Path:
     return Path(value).expanduser() if value else default
 
 
+def _flag(var: str) -> bool:
+    return os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _seconds(value: str, default: float) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return default
+    return seconds if 0 < seconds <= 600 else default
+
+
 def _home_default() -> Path:
     from platformdirs import user_data_dir
 
@@ -47,6 +59,9 @@ class Settings:
     llm_url: str = ""
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)
+    llm_timeout: float = 30.0  # seconds for one request; past it the offline answer is given
+    llm_judge: bool = False  # ask the model for a second-opinion score beside the offline one
+    llm_unsourced: bool = False  # let the model answer from its own knowledge when nothing in the knowledge base does
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -59,6 +74,9 @@ class Settings:
             llm_url=os.environ.get("COACH_LLM_URL", "").strip(),
             llm_model=os.environ.get("COACH_LLM_MODEL", "").strip(),
             llm_api_key=os.environ.get("COACH_LLM_API_KEY", "").strip(),
+            llm_timeout=_seconds(os.environ.get("COACH_LLM_TIMEOUT", ""), 30.0),
+            llm_judge=_flag("COACH_LLM_JUDGE"),
+            llm_unsourced=_flag("COACH_LLM_UNSOURCED"),
         )
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         for key in ("corpus_dir", "index_dir", "home"):

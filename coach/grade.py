@@ -92,6 +92,11 @@ class Grade:
     sources: list[dict] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     flag_evidence: dict[str, str] = field(default_factory=dict)  # flag -> the sentence that raised it
+    # with an LLM configured (llm.py): the feedback as a paragraph, a second-opinion score shown beside
+    # the offline one (never instead), and why either is missing when the endpoint failed
+    llm_feedback: str = ""
+    second_opinion: dict | None = None
+    llm_note: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -142,8 +147,9 @@ def verdict_for(score: float) -> str:
 class Grader:
     """Grades answers with the knowledge base's embedder and glossary; one per process."""
 
-    def __init__(self, kb, model=None):
+    def __init__(self, kb, model=None, llm=None):
         self.kb, self.model = kb, model  # a scoring.ScoreModel; None: the shipped one; scoring.RULES: none
+        self.llm = llm  # an llm.ChatModel: feedback in words, follow-ups, a second opinion; never the score
         self._vectors: dict[tuple, np.ndarray] = {}
         self._concepts: dict[tuple, set[str]] = {}
 
@@ -163,6 +169,24 @@ class Grader:
                 grade = alt
             elif grade.score is not None:
                 grade.feedback.insert(0, feedback_text()["alternative"].format(question=alt.question))
+        return self.explain(grade, answer)
+
+    def explain(self, grade: Grade, answer: str) -> Grade:
+        """With a model configured: the feedback rewritten as a paragraph, and with ``COACH_LLM_JUDGE`` a
+        second-opinion score beside the offline one. The offline score is never changed; a failing
+        endpoint leaves the offline grade as it is, with one line saying why."""
+        if self.llm is None or grade.score is None:
+            return grade
+        from .chat import strings
+        from .llm import LLMUnavailable, judge, rewrite_feedback
+
+        try:
+            grade.llm_feedback = rewrite_feedback(self.llm, grade.to_json(), answer)
+            if self.kb.settings.llm_judge:
+                points = [p.point for p in grade.covered + grade.missing]
+                grade.second_opinion = judge(self.llm, grade.question, answer, points, grade.model_answer)
+        except LLMUnavailable as exc:
+            grade.llm_note = strings()["llm_failed_grade"].format(reason=exc)
         return grade
 
     def grade_reference(self, ref: "Reference", answer: str) -> Grade:

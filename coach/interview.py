@@ -347,7 +347,8 @@ class InterviewSession:
         timed_out = bool(self.config.time_limit and elapsed > self.config.time_limit)
         graded = GradedAnswer((text or "").strip(), score, grade.verdict, grade.to_json(), round(float(elapsed), 1),
                               timed_out, review=question.kind != "probe")
-        self.history.record_answer(self.id, question.seq, graded, self._next_turn(question, grade, score), now)
+        self.history.record_answer(self.id, question.seq, graded, self._next_turn(question, grade, score, text or ""),
+                                   now)
         self._refresh()
         return TurnResult(question, grade, score, float(elapsed), timed_out, self.current)
 
@@ -371,15 +372,31 @@ class InterviewSession:
         grade.item_id = item.id
         for result in grade.covered + grade.missing:
             result.source = f"bank:{item.id}"  # the reference had no item id (see probe_reference)
-        return grade
+        return self.grader.explain(grade, text)
 
-    def _next_turn(self, question: Question, grade: Grade, score: float) -> NewTurn | None:
+    def _next_turn(self, question: Question, grade: Grade, score: float, text: str = "") -> NewTurn | None:
         if question.kind == "question":
             asked = {t.item_id for t in self._all}
-            follow_up = choose_follow_up(self.kb.catalog.get(question.item_id), grade, self.kb.catalog, asked)
+            item = self.kb.catalog.get(question.item_id)
+            follow_up = choose_follow_up(item, grade, self.kb.catalog, asked)
+            if follow_up is not None and self.grader.llm is not None:
+                follow_up = self._worded_probe(item, grade, text) or follow_up
             if follow_up is not None:
                 return follow_up
         return self._next_main(extra_scores=[score] if question.kind == "question" else [])
+
+    def _worded_probe(self, item: BankItem, grade: Grade, text: str) -> NewTurn | None:
+        """With a model: a probe of the heaviest missed point, worded from the candidate's own answer
+        ("你说复杂度是O(n), QKᵀ的形状是什么?"). It is graded against that point, as the offline probe is;
+        if the endpoint fails, the offline follow-up is asked instead."""
+        from .llm import LLMUnavailable, write_follow_up
+
+        point = max(grade.missing, key=lambda r: r.weight)
+        try:
+            worded = write_follow_up(self.grader.llm, item.question, text, point.point)
+        except LLMUnavailable:
+            return None
+        return NewTurn("probe", item.id, item.topic, item.difficulty, worded, point=point.point)
 
     def _next_main(self, extra_scores: list[float]) -> NewTurn | None:
         main = [t for t in self._all if t.kind == "question"]

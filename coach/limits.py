@@ -48,6 +48,25 @@ def check_previous(value) -> str:
     return text(value, "The previous question", MAX_QUERY_CHARS).strip()
 
 
+MAX_HISTORY_MESSAGES = 20
+
+
+def check_history(value) -> list[dict]:
+    """A chat's earlier turns as [{"role": "user"|"assistant", "content": text}], bounded (None is none)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError("The history must be a list of {\"role\", \"content\"} messages.")
+    if len(value) > MAX_HISTORY_MESSAGES:
+        raise InputError(f"The history has {len(value)} messages; send at most the last {MAX_HISTORY_MESSAGES}.")
+    out = []
+    for message in value:
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise InputError("Each history message must be {\"role\": \"user\" or \"assistant\", \"content\": text}.")
+        out.append({"role": message["role"], "content": text(message.get("content"), "A history message", MAX_ANSWER_CHARS)})
+    return out
+
+
 def check_answer(value) -> str:
     return text(value, "The answer", MAX_ANSWER_CHARS).strip()
 

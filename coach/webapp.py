@@ -133,8 +133,8 @@ class Coach:
         self.kb.data  # noqa: B018 - builds or loads the index now, not on the first request
         self.kb.retriever  # noqa: B018
         self.kb.refresh_in_background = True  # a new generation is loaded beside the requests, not in one
-        self.grader = Grader(self.kb)
         self.llm = make_llm(self.settings)
+        self.grader = Grader(self.kb, llm=self.llm)
         self.chat = ChatEngine(self.kb, self.llm)
         self.write_lock = threading.Lock()
         self.interviews = ApiInterviews(self.settings)
@@ -498,13 +498,31 @@ def sources_markdown(sources) -> str:
 
 def answer_json(answer) -> dict:
     return {"question": answer.question, "query": answer.query, "grounded": answer.grounded, "model": answer.model,
-            "relevance": answer.relevance,
+            "relevance": answer.relevance, "llm_note": answer.llm_note,
             "sources": [asdict(s) | {"label": source_label(s)} for s in answer.sources]}
+
+
+_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
+
+
+def escape_html(markdown: str) -> str:
+    """Markdown with any HTML in it shown as text, not run: '<' and '>' are escaped outside code
+    (inside code Markdown already shows them as they are). Answers carry text the coach did not
+    write: a model's output, a user's document."""
+    parts = _CODE.split(markdown)
+    return "".join(part if i % 2 else part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                   for i, part in enumerate(parts))
+
+
+def chat_history(messages: list[dict]) -> list[dict]:
+    """The conversation as plain user/assistant turns for a model (the sources blocks left out)."""
+    return [{"role": m["role"], "content": m["content"]} for m in messages
+            if isinstance(m, dict) and not m.get("metadata") and isinstance(m.get("content"), str)]
 
 
 def chat_messages(question: str, answer, final: bool) -> list[dict]:
     """One chat turn as Chatbot messages; the sources become a collapsed block once the answer is complete."""
-    text = answer.text
+    text = escape_html(answer.text)
     if answer.query != answer.question:
         text = t("chat.rewritten", query=answer.query) + "\n\n" + text
     turn = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
@@ -547,6 +565,13 @@ def grade_details_markdown(grade, model_answer: bool = True) -> str:
             t("grade.misconception_item", sentence=m.sentence, correction=m.correction) for m in grade.misconceptions))
     if grade.feedback:
         parts.append(t("grade.feedback") + "\n" + "\n".join(f"- {line}" for line in grade.feedback))
+    if getattr(grade, "llm_feedback", ""):
+        parts.append(t("grade.llm_feedback") + "\n\n" + escape_html(grade.llm_feedback))
+    if getattr(grade, "second_opinion", None):
+        parts.append(t("grade.second_opinion", score=f"{grade.second_opinion['score']:.1f}",
+                       reason=escape_html(grade.second_opinion["reason"])))
+    if getattr(grade, "llm_note", ""):
+        parts.append(f"_{grade.llm_note}_")
     if model_answer and grade.model_answer:
         parts.append(t("grade.model_answer") + "\n\n" + grade.model_answer.strip())
     return "\n\n".join(parts)
@@ -612,13 +637,14 @@ def register_api(coach: Coach) -> None:
     Every field is checked for type and length before any work (``coach.limits``); a user's
     mistake comes back as one sentence, and a bug as one generic sentence with its traceback
     in the server's log only."""
-    from .limits import check_answer, check_id, check_previous, check_query
+    from .limits import check_answer, check_history, check_id, check_previous, check_query
 
-    def ask(question: str, previous: str = "", request: gr.Request = None) -> tuple[str, dict]:
-        """Answer a question from the knowledge base. `previous`: the previous question, for follow-ups like "那LN呢?".
-        Returns the answer as Markdown and {"query", "grounded", "model", "sources": [...]}."""
+    def ask(question: str, previous: str = "", history: list | None = None, request: gr.Request = None) -> tuple[str, dict]:
+        """Answer a question from the knowledge base. `previous`: the previous question, for follow-ups like "那LN呢?";
+        `history`: the conversation so far as [{"role": "user"|"assistant", "content": ...}] (used by a configured
+        model; the last 6 are kept). Returns the answer as Markdown and {"query", "grounded", "model", "sources": [...]}."""
         with api_errors():
-            answer = coach.chat.answer(check_query(question), check_previous(previous) or None)
+            answer = coach.chat.answer(check_query(question), check_previous(previous) or None, check_history(history))
             return answer.text, answer_json(answer)
 
     def grade(question: str = "", answer: str = "", question_id: str = "", request: gr.Request = None) -> dict:
@@ -738,7 +764,7 @@ def chat_tab(coach: Coach) -> None:
         question = (message or "").strip()
         answer = None
         try:
-            for answer in coach.chat.stream(message, chat["previous"]):
+            for answer in coach.chat.stream(message, chat["previous"], chat_history(before)):
                 yield "", before + chat_messages(question, answer, final=False), gr.skip()
         except CoachError as exc:
             warn(exc)

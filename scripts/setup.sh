@@ -13,6 +13,6 @@ if [ "$(cat .setup-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "setup: installing dependencies into .venv (first run takes a few minutes)..."
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q torch==2.13.0
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -e ".[test,llm]"
   echo "$stamp" > .setup-stamp
 fi

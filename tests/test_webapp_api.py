@@ -183,14 +183,15 @@ def test_an_abandoned_interview_is_closed_in_the_history_not_left_active(coach):
 
 
 @pytest.mark.parametrize("args, api, message", [
-    (("BN的作用", "上" * 2000), "/ask", "上一个问题"),
-    (("\ud800BN的作用\udfff", ""), "/ask", None),
-    ((12345, ""), "/ask", "输入必须是文字"),
+    (("BN的作用", "上" * 2000, None), "/ask", "上一个问题"),
+    (("\ud800BN的作用\udfff", "", None), "/ask", None),
+    ((12345, "", None), "/ask", "输入必须是文字"),
+    (("BN的作用", "", [{"role": "system", "content": "x"}]), "/ask", "history"),
     (("", "答案", ["norm-bn-purpose"]), "/grade", "输入必须是文字"),
     ((["normalization"], "adaptive", 2, float("nan"), False), "/interview_start", "数值必须在"),
     ((["normalization"], "adaptive", 2, 1e308 * 10, False), "/interview_start", "数值必须在"),
     (("x" * 5000, "答案"), "/interview_answer", "输入"),
-], ids=["long-previous", "lone-surrogates", "number-as-question", "list-as-id", "nan-time-limit", "inf-time-limit",
+], ids=["long-previous", "lone-surrogates", "number-as-question", "bad-history", "list-as-id", "nan-time-limit", "inf-time-limit",
         "long-token"])
 def test_bad_api_input_gets_one_sentence_never_a_traceback(server, args, api, message):
     event, payload = raw_call(server[1], api, list(args))
