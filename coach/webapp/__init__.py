@@ -1,0 +1,124 @@
+"""The browser app: chat, mock interview, grading, knowledge base and progress in one Gradio page.
+
+``coach serve`` calls :func:`serve`. The page is one shell over the application
+service (``coach/service.py``: ``Coach``); every string it shows lives in
+``resources/webapp.yaml`` (``coach/strings.py``). One module per tab:
+
+- ``chat_tab.py`` 问答, ``interview_tab.py`` 模拟面试, ``grade_tab.py`` 答案评分,
+  ``knowledge_tab.py`` 知识库, ``progress_tab.py`` 进度;
+- ``render.py``: engine results as Markdown and JSON (pure functions);
+- ``api.py``: the named API (``/ask``, ``/grade``, ``/interview_*``);
+- ``security.py``: login parsing and the failed-login throttle;
+- ``common.py``: showing a user's error as a toast or an API error.
+
+Design:
+
+- One :class:`Coach` per process holds what is expensive and shared: the
+  knowledge base (models loaded once at start-up, progress printed to the
+  terminal), the grader and the chat engine. Writes to the index (upload,
+  remove, rebuild) take one lock; searches keep using the previous index
+  generation while a write runs.
+- Everything that belongs to one browser tab (chat turns, the interview in
+  progress, its clock) lives in ``gr.State``, so two people never see each
+  other's conversation. API clients have no browser state: their interviews
+  are kept server-side under an unguessable token.
+- A ``CoachError`` is the user's to fix: every handler catches it and shows
+  its one sentence (in Chinese, see ``messages`` in the strings file) as a
+  warning or, for API clients, as the error message. Anything else is a bug
+  and Gradio shows a generic error without a traceback.
+- Safe defaults: bound to 127.0.0.1, no share link, optional password, an
+  upload size limit, input length limits, a bounded queue, and Markdown
+  with HTML escaped (document and model text are untrusted).
+"""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from ..config import Settings
+from ..limits import MAX_UPLOAD_MB
+from ..service import Coach
+from ..strings import t
+from .api import register_api
+from .chat_tab import chat_tab
+from .grade_tab import grade_tab
+from .interview_tab import interview_tab
+from .knowledge_tab import knowledge_tab
+from .progress_tab import progress_tab
+from .security import LoginThrottle, parse_auth
+
+# what other modules and the tests use from the web app
+from ..service import API_SESSIONS_PER_CLIENT, INTERVIEW_IDLE, ApiInterviews
+from ..strings import message_for
+from .render import (chat_messages, countdown_markdown, escape_html, highlighted_answer,
+                     report_markdown)
+
+__all__ = ["API_SESSIONS_PER_CLIENT", "INTERVIEW_IDLE", "ApiInterviews", "Coach", "build_app", "chat_messages",
+           "countdown_markdown", "escape_html", "highlighted_answer", "message_for", "parse_auth", "report_markdown",
+           "serve"]
+
+QUEUE_CONCURRENCY, QUEUE_MAX = 4, 64
+
+
+
+CSS = """
+#iv-countdown p { font-size: 1.25rem; margin: 0; }
+#grade-score h2, #iv-grade h2 { margin-bottom: 0.2rem; }
+.coach-header h1 { margin-bottom: 0.1rem; }
+footer { opacity: 0.6; }
+"""
+
+
+
+def toast_css() -> str:
+    """Gradio titles its toasts "Warning"/"Error" in English; show the strings file's titles instead."""
+    rules = [f'.toast-title.{level} {{ font-size: 0 !important; }}\n'
+             f'.toast-title.{level}::before {{ content: "{title}"; font-size: var(--text-md); }}'
+             for level, title in t("toast_titles").items()]
+    return "\n".join(rules)
+
+
+
+def build_app(coach: Coach):
+    """The whole page: five tabs over one ``Coach``; each browser tab keeps its own ``gr.State``."""
+    with gr.Blocks(title=t("title"), analytics_enabled=False) as app:
+        header = gr.Markdown(t("header", summary=coach.summary()), elem_classes="coach-header")
+        with gr.Tabs() as tabs:
+            with gr.Tab(t("tabs.chat"), id="chat", elem_id="tab-chat"):
+                chat_tab(coach)
+            with gr.Tab(t("tabs.interview"), id="interview", elem_id="tab-interview") as interview_page:
+                interview = interview_tab(coach)
+            with gr.Tab(t("tabs.grade"), id="grade", elem_id="tab-grade"):
+                grade_tab(coach)
+            with gr.Tab(t("tabs.kb"), id="kb", elem_id="tab-kb"):
+                knowledge_tab(coach, header)
+            with gr.Tab(t("tabs.progress"), id="progress", elem_id="tab-progress") as progress:
+                progress_tab(coach, app, progress, tabs, interview)
+        # documents uploaded since the page was built add topics ("我的资料 · notes.md")
+        gr.on([interview_page.select, app.load], lambda: gr.Dropdown(choices=coach.topic_choices()), None,
+              interview["topics"], api_visibility="private", show_progress="hidden")
+        register_api(coach)
+    return app
+
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share: bool = False,
+          settings: Settings | None = None, prevent_thread_lock: bool = False, quiet: bool = False, coach=None):
+    """Load the models once, build the page and launch it; returns ``(app, local_url)``."""
+    credentials = parse_auth(auth if auth is not None else os.environ.get("COACH_AUTH"))
+    from starlette.middleware import Middleware
+
+    coach = coach or Coach(settings)
+    app = build_app(coach)
+    app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX)
+    coach.reports_dir.mkdir(parents=True, exist_ok=True)
+    _, url, _ = app.launch(
+        server_name=host, server_port=port, auth=credentials, auth_message=t("title") if credentials else None,
+        share=share, max_file_size=f"{MAX_UPLOAD_MB}mb", prevent_thread_lock=prevent_thread_lock, quiet=quiet,
+        show_error=False, allowed_paths=[str(coach.reports_dir)], footer_links=["api"], ssr_mode=False,
+        mcp_server=False, css=CSS + toast_css(), enable_monitoring=False,
+        app_kwargs={"middleware": [Middleware(LoginThrottle)]})
+    return app, url
+

@@ -1,0 +1,58 @@
+"""答案评分: the grading tab."""
+
+from __future__ import annotations
+
+
+import gradio as gr
+
+from ..errors import CoachError
+from ..service import Coach
+from ..strings import difficulty_name, t
+from .common import warn
+from .render import grade_details_markdown, highlighted_answer, score_markdown
+
+
+def bank_choices(coach: Coach) -> list[tuple[str, str]]:
+    """Every question that can be graded: the bank's, then those of the user's documents."""
+    catalog = coach.kb.catalog
+    order = {topic: n for n, topic in enumerate(catalog.topics)}
+    items = sorted(catalog.items.values(), key=lambda i: (order.get(i.topic, 999), i.difficulty, i.id))
+    return [(t("grade.choice", topic=coach.topic_name(i.topic), difficulty=difficulty_name(i.difficulty),
+               question=i.question), i.id) for i in items]
+
+
+
+def grade_tab(coach: Coach) -> None:
+    gr.Markdown(t("grade.intro"))
+    with gr.Row():
+        with gr.Column(scale=1):
+            pick = gr.Dropdown(bank_choices(coach), value=None, label=t("grade.pick"), filterable=True,
+                               elem_id="grade-pick")
+            custom = gr.Textbox(label=t("grade.custom"), placeholder=t("grade.custom_placeholder"), max_lines=3,
+                                elem_id="grade-custom")
+            answer = gr.Textbox(label=t("grade.answer"), placeholder=t("grade.answer_placeholder"), lines=9,
+                                elem_id="grade-answer")
+            submit = gr.Button(t("grade.submit"), variant="primary", elem_id="grade-submit")
+        with gr.Column(scale=1):
+            score = gr.Markdown(elem_id="grade-score")
+            marked = gr.HighlightedText(label=t("grade.highlight"), show_legend=True, elem_id="grade-highlight",
+                                        color_map={t("grade.covered_label"): "green",
+                                                   t("grade.misconception_label"): "red"})
+    details = gr.Markdown(elem_id="grade-details")
+
+    def run(item_id: str | None, question: str, text: str):
+        if not (question or "").strip() and not item_id:
+            gr.Warning(t("grade.need_question"), title=t("warning_title"))
+            return gr.skip()
+        try:
+            if (question or "").strip():
+                result = coach.grader.grade(text, question=question)
+            else:
+                result = coach.grader.grade(text, item_id=item_id)
+        except CoachError as exc:
+            warn(exc)
+            return gr.skip()
+        return score_markdown(result), highlighted_answer(text or "", result), grade_details_markdown(result)
+
+    submit.click(run, [pick, custom, answer], [score, marked, details], api_visibility="private")
+
