@@ -118,9 +118,21 @@ class ChatEngine:
                 readings.append(f"{subject}和{old_name}有什么区别")
             readings.append(subject)
             return FollowUp(readings[0], key, tuple(readings[1:]))
-        if glossary.concepts_in(question) or _named(question):
+        if glossary.concepts_in(question) or _named(question) or self._off_topic_words(question):
             return FollowUp(question)
         return FollowUp(f"{previous} {question}", None, (previous,))
+
+    def _off_topic_words(self, question: str) -> bool:
+        """Is the question mostly words no question in the knowledge base ever uses ("红烧肉", "好吃")?
+        Then it is a new question, not a continuation of the previous one: "为什么?" or "具体公式是什么"
+        use the words interview questions use, "红烧肉怎么做才好吃" does not. One odd word ("不加会怎样",
+        "any downsides?") is not enough: tokenisation and synonyms make those."""
+        from .relevance import query_terms
+
+        retriever = self.kb.retriever
+        terms = query_terms(question, self.kb.bank.glossary, retriever.terms)
+        unseen = [t for t in terms.weights if t not in retriever.terms.df]
+        return len(unseen) >= 2 and terms.unseen >= 0.5
 
     def contextualize(self, question: str, previous: str | None) -> str:
         return self.read_follow_up(question, previous).query
@@ -217,13 +229,19 @@ def _shown(found: Lookup, lead: Hit) -> list[Hit]:
 
 
 def compose_offline(hits: list[Hit], kb, note: bool = True) -> str:
-    """Markdown built from the shown hits, every part labelled with its source number."""
+    """Markdown built from the shown hits, every part labelled with its source number.
+
+    A bank answer's key points are listed under "要点" only when the answer does not
+    already make them (see :func:`_made_in`): a list repeating the answer adds nothing.
+    """
     s = strings()
     lead, parts = hits[0], []
     if lead.kind == "bank":
         item = kb.bank.items[lead.item_id]
         parts.append(f"**{item.question}** [1]\n\n{item.answer.strip()}")
-        parts.append(f"**{s['key_points']}**\n" + "\n".join(f"- {kp.point}" for kp in item.key_points))
+        extra = [kp.point for kp in item.key_points if not _made_in(kp, item.answer, kb.bank.glossary)]
+        if extra:
+            parts.append(f"**{s['key_points']}**\n" + "\n".join(f"- {point}" for point in extra))
     else:
         parts.append(f"**{lead.title or lead.source}** [1]\n\n{lead.text.strip()}\n\n"
                      + s["from_your_docs"].format(source=lead.source))
@@ -248,6 +266,19 @@ def compose_abstention(related: list[Hit]) -> str:
         return s["not_found"]
     lines = "\n".join(f"- {_related_label(h)} [{n}]" for n, h in enumerate(related, 1))
     return f"{s['no_answer']}\n\n**{s['related']}**\n{lines}"
+
+
+def _made_in(key_point, answer: str, glossary) -> bool:
+    """Does ``answer`` already make ``key_point``? Yes when it mentions every one of the point's
+    term groups (the grader's own test of a point), or when at least half of the point's
+    character pairs occur in it (the same point in other words than the terms list)."""
+    concepts = set(glossary.concepts_in(answer))
+    if key_point.terms and all(any(glossary.mentions(t, answer, concepts) for t in group)
+                               for group in key_point.terms):
+        return True
+    point, said = compact(key_point.point), compact(answer)
+    pairs = {point[i:i + 2] for i in range(len(point) - 1)}
+    return bool(pairs) and sum(p in said for p in pairs) >= len(pairs) / 2
 
 
 def _related_label(hit: Hit) -> str:

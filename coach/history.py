@@ -40,7 +40,11 @@ from fsrs import Card, Rating, Scheduler
 from .errors import CoachError
 
 BUSY_TIMEOUT_S = 30.0
-SCHEDULER = Scheduler(enable_fuzzing=False)  # deterministic due dates
+# Interview practice is spaced in days, not minutes: a missed question comes back tomorrow (FSRS's
+# default learning steps of 1 and 10 minutes suit flashcards drilled in one sitting, not a question
+# answered in a mock interview). Fuzzing is off so due dates are deterministic.
+LEARNING_STEPS = (timedelta(days=1),)
+SCHEDULER = Scheduler(learning_steps=LEARNING_STEPS, relearning_steps=LEARNING_STEPS, enable_fuzzing=False)
 
 
 # ---- time and ratings ----------------------------------------------------------
@@ -210,6 +214,7 @@ class SessionSummary:
     answers: int  # every answered turn
     mean_score: float | None
     topics: list[str]
+    mode: str = "interview"  # "grade": one answer graded in 答案评分, kept as practice
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,7 @@ class TopicProgress:
     answers: int
     items: int
     mean_score: float | None
-    recent_score: float | None  # mean of the last five answers
+    recent_score: float | None  # mean of its answers in the latest session (interview or practice) that asked it
     due: int
 
 
@@ -358,7 +363,7 @@ class History:
 
     def list_sessions(self, limit: int = 20) -> list[SessionSummary]:
         rows = self.db.execute("""
-            SELECT s.id, s.started_at, s.status,
+            SELECT s.id, s.started_at, s.status, s.config,
                    SUM(t.kind = 'question') AS questions,
                    COUNT(t.answered_at) AS answers, AVG(t.score) AS mean_score,
                    GROUP_CONCAT(DISTINCT t.topic) AS topics
@@ -366,7 +371,15 @@ class History:
             GROUP BY s.id ORDER BY s.started_at DESC, s.id DESC LIMIT ?""", (limit,)).fetchall()
         return [SessionSummary(r["id"], parse_time(r["started_at"]), r["status"], r["questions"] or 0, r["answers"],
                                None if r["mean_score"] is None else round(r["mean_score"], 1),
-                               sorted((r["topics"] or "").split(",")) if r["topics"] else []) for r in rows]
+                               sorted((r["topics"] or "").split(",")) if r["topics"] else [],
+                               _mode(r["config"])) for r in rows]
+
+    def record_practice(self, session_id: str, turn: NewTurn, graded: GradedAnswer, now: datetime) -> None:
+        """One answer graded outside an interview (答案评分): kept as a finished one-question session
+        (``config.mode = "grade"``), so it counts in progress and reschedules the question's review."""
+        self.create_session(session_id, {"mode": "grade", "topics": [turn.topic]}, {"due": [], "new": [], "other": []},
+                            turn, now)
+        self.record_answer(session_id, 1, graded, None, now)
 
     # ---- turns ---------------------------------------------------------------------
     def turns(self, session_id: str) -> list[TurnRecord]:
@@ -434,17 +447,27 @@ class History:
         due = {}
         for card in self.due_cards(now):
             due[card.topic] = due.get(card.topic, 0) + 1
-        rows = self.db.execute("SELECT topic, item_id, score FROM turns WHERE answered_at IS NOT NULL "
+        rows = self.db.execute("SELECT topic, item_id, score, session_id FROM turns WHERE answered_at IS NOT NULL "
                                "ORDER BY answered_at, session_id, seq").fetchall()
         by_topic: dict[str, list[sqlite3.Row]] = {}
         for row in rows:
             by_topic.setdefault(row["topic"], []).append(row)
         out = []
         for topic in sorted(set(by_topic) | set(due)):
-            scores = [r["score"] for r in by_topic.get(topic, [])]
-            out.append(TopicProgress(topic, len(scores), len({r["item_id"] for r in by_topic.get(topic, [])}),
-                                     _mean(scores), _mean(scores[-5:]), due.get(topic, 0)))
+            rows_of = by_topic.get(topic, [])
+            scores = [r["score"] for r in rows_of]
+            latest = [r["score"] for r in rows_of if r["session_id"] == rows_of[-1]["session_id"]] if rows_of else []
+            out.append(TopicProgress(topic, len(scores), len({r["item_id"] for r in rows_of}),
+                                     _mean(scores), _mean(latest), due.get(topic, 0)))
         return out
+
+
+def _mode(config: str | None) -> str:
+    try:
+        value = json.loads(config or "{}")
+    except ValueError:
+        return "interview"
+    return "grade" if isinstance(value, dict) and value.get("mode") == "grade" else "interview"
 
 
 def _mean(values: list[float]) -> float | None:

@@ -44,7 +44,7 @@ import random
 import re
 import secrets
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -522,7 +522,7 @@ class InterviewReport:
 
     def _md_header(self, text: dict) -> str:
         cfg = self.config
-        topics = ", ".join(cfg.get("topics") or []) or text["all_topics"]
+        topics = "、".join(self.topic_names.get(t, t) for t in cfg.get("topics") or []) or text["all_topics"]
         if cfg.get("review_only"):
             topics = f"{text['review_mode']} / {topics}"
         difficulty = text["adaptive"] if cfg.get("difficulty") == ADAPTIVE else str(cfg.get("difficulty"))
@@ -544,21 +544,39 @@ class InterviewReport:
     def _md_topics(self, text: dict) -> str:
         rows = [text["topic_table"], "| --- | --- | --- |"]
         for topic, (mean, count) in self.topic_scores().items():
-            name = self.topic_names.get(topic)
-            rows.append(f"| {_cell(f'{name} ({topic})' if name else topic)} | {mean:.1f}/10 | {count} |")
+            rows.append(f"| {_cell(self.topic_names.get(topic, topic))} | {mean:.1f}/10 | {count} |")
         return "\n".join(rows)
 
     def _md_turns(self, text: dict) -> str:
-        lines, n = [], 0
+        """Each question as the candidate keeps it: the answer given, the score, the points covered and
+        missed, misconceptions, and the model answer (once per question; a follow-up shows its point)."""
+        blocks, n = [], 0
         for turn in self.turns:
-            template = text["follow_up_line"] if turn.is_follow_up else text["turn_line"]
+            grade = turn.grade or {}
             n += not turn.is_follow_up
-            line = template.format(n=n, question=_inline(turn.question), score=f"{turn.score:.1f}",
-                                   verdict=turn.verdict)
+            template = text["follow_up_heading"] if turn.is_follow_up else text["turn_heading"]
+            lines = [template.format(n=n, question=_inline(turn.question)), "",
+                     text["score_line"].format(score=f"{turn.score:.1f}", verdict=turn.verdict or "")]
             if turn.timed_out:
-                line += text["timed_out_note"].format(elapsed=turn.elapsed, limit=self.config.get("time_limit") or 0)
-            lines.append(line)
-        return "\n".join(lines)
+                lines[-1] += text["timed_out_note"].format(elapsed=turn.elapsed,
+                                                           limit=self.config.get("time_limit") or 0)
+            answer = (turn.answer or "").strip()
+            lines += ["", f"**{text['your_answer']}**", "", _quote(answer) if answer else f"> {text['no_answer']}"]
+            covered = [p["point"] for p in grade.get("covered", [])]
+            missed = [p["point"] for p in grade.get("missing", [])]
+            if covered:
+                lines += ["", f"**{text['covered']}**"] + [f"- ✅ {_inline(p)}" for p in covered]
+            if missed:
+                lines += ["", f"**{text['missed']}**"] + [f"- ❌ {_inline(p)}" for p in missed]
+            wrong = grade.get("misconceptions", [])
+            if wrong:
+                lines += ["", f"**{text['misconceptions']}**"] + [
+                    f"- {_inline(m.get('sentence', ''))} → {_inline(m.get('correction', ''))}" for m in wrong]
+            model = (grade.get("model_answer") or "").strip()
+            if model and turn.kind != "probe":
+                lines += ["", f"**{text['model_answer']}**", "", _quote(model)]
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
 
     def _md_weakest(self, text: dict) -> str:
         questions = {t.item_id: t.question for t in self.turns if t.kind != "probe"}
@@ -575,7 +593,7 @@ class InterviewReport:
         rows = [text["review_table"], "| --- | --- | --- |"]
         for r in self.review:
             last = "-" if r.last_score is None else f"{r.last_score:.1f}/10"
-            rows.append(f"| {_cell(r.question)} (`{r.item_id}`) | {_local(r.due)} | {last} |")
+            rows.append(f"| {_cell(r.question)} | {_local(r.due)}（{_in_days(r.due)}） | {last} |")
         return "\n".join(rows)
 
     def _md_timed_out(self, text: dict) -> str:
@@ -583,16 +601,36 @@ class InterviewReport:
                                                        limit=self.config.get("time_limit") or 0)
                          for t in self.timed_out)
 
-    def save(self, folder: Path) -> Path:
-        """Write the Markdown report under ``folder``; the file name comes from the session id, never user text."""
+    def file_stem(self) -> str:
+        """``面试报告-2026-12-02-1430-normalization``: when it started and on what (topic ids, which are
+        ours, reduced to ASCII letters, digits and dashes); never text a user typed."""
+        topics = [re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-") for t in self.config.get("topics") or []]
+        topics = [t for t in topics if t][:2]
+        what = "复习" if self.config.get("review_only") else ("+".join(topics) or "全部主题")
+        if len(self.config.get("topics") or []) > 2:
+            what += "等"
+        return f"面试报告-{self.started_at.astimezone():%Y-%m-%d-%H%M}-{what}"
+
+    def save(self, folder: Path, suffix: str = ".md") -> Path:
+        """Write the report (Markdown, or PDF with ``suffix=".pdf"``) under ``folder``, named by ``file_stem``
+        (a second report of the same minute and topics gets "-2")."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        stem = self.session_id if SESSION_ID.match(self.session_id) else hashlib.sha256(
-            self.session_id.encode()).hexdigest()[:16]
-        path = folder / f"interview-{stem}.md"
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(self.to_markdown(), encoding="utf-8")
+        stem, n = self.file_stem(), 1
+        path = folder / f"{stem}{suffix}"
+        owner = folder / f".{stem}.session"
+        while path.exists() and not (owner.exists() and owner.read_text(encoding="utf-8") == self.session_id):
+            n += 1
+            path, owner = folder / f"{stem}-{n}{suffix}", folder / f".{stem}-{n}.session"
+        tmp = path.with_name(path.name + ".tmp")
+        if suffix == ".pdf":
+            from .report_pdf import markdown_to_pdf
+
+            tmp.write_bytes(markdown_to_pdf(self.to_markdown(), title=interview_text()["report"]["title"]))
+        else:
+            tmp.write_text(self.to_markdown(), encoding="utf-8")
         tmp.replace(path)  # atomic: a reader never sees half a report
+        owner.write_text(self.session_id, encoding="utf-8")  # the same session saves over its own report
         return path
 
 
@@ -608,6 +646,17 @@ def _inline(text: str) -> str:
     return " ".join(text.split())
 
 
+def _quote(text: str) -> str:
+    """Text as a Markdown block quote, line by line."""
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in text.strip().splitlines())
+
+
+def _in_days(due: datetime, now: datetime | None = None) -> str:
+    """"今天" / "1 天后" / "3 天后": a review date the way a candidate plans a week."""
+    days = (due.astimezone().date() - (now or datetime.now(timezone.utc)).astimezone().date()).days
+    return interview_text()["report"]["in_days"][0] if days <= 0 else interview_text()["report"]["in_days"][1].format(n=days)
+
+
 def _cell(text: str) -> str:
     return _inline(text).replace("|", "\\|")
 
@@ -615,5 +664,5 @@ def _cell(text: str) -> str:
 def _source_label(source: str, questions: dict[str, str]) -> str:
     item_id = source.removeprefix("bank:")
     if source.startswith("bank:") and item_id in questions:
-        return f"`{item_id}`《{_inline(questions[item_id])}》"
-    return source
+        return f"《{_inline(questions[item_id])}》"
+    return source.removeprefix("bank:")

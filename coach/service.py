@@ -176,12 +176,41 @@ class Coach:
         with self._session(session_id) as session:
             return session.report()
 
-    def save_report(self, report) -> Path:
-        """The report as Markdown in a file whose name is random, never taken from what a user typed."""
-        self.reports_dir.mkdir(parents=True, exist_ok=True)
-        path = self.reports_dir / f"interview-report-{secrets.token_urlsafe(12)}.md"
-        path.write_text(report.to_markdown(), encoding="utf-8")
-        return path
+    def record_practice(self, grade, answer: str) -> bool:
+        """An answer graded in 答案评分 counts as practice: progress and the review schedule see it.
+        Only a real grade against a known question is kept (not an empty answer, not an unmatched question)."""
+        from .history import GradedAnswer, History, NewTurn, utcnow
+        from .interview import new_session_id
+
+        if grade.score is None or not grade.item_id:
+            return False
+        try:
+            item = self.kb.catalog.get(grade.item_id)
+        except CoachError:
+            return False
+        now = utcnow()
+        turn = NewTurn("question", item.id, item.topic, item.difficulty, item.question)
+        graded = GradedAnswer(answer.strip(), float(grade.score), grade.verdict, grade.to_json(), 0.0, False,
+                              review=True)
+        with History.open(self.settings) as history:
+            history.record_practice(new_session_id(now), turn, graded, now)
+        return True
+
+    def session_report(self, session_id: str):
+        """The report of any past session (interview or practice) by its id."""
+        from .history import History
+        from .interview import InterviewReport
+
+        names = {t.id: t.zh for t in self.kb.catalog.topics.values()}
+        with History.open(self.settings) as history:
+            return InterviewReport.build(history, session_id, names)
+
+    def save_report(self, report) -> tuple[Path, Path]:
+        """The report as Markdown and PDF, named for the candidate (``面试报告-2026-12-02-1430-normalization``),
+        each in a folder whose name is random: the files are served to this browser tab, and another user
+        cannot guess where they are. Nothing in either name comes from what a user typed."""
+        folder = self.reports_dir / secrets.token_urlsafe(12)
+        return report.save(folder), report.save(folder, ".pdf")
 
     def _session(self, session_id: str):
         return _OpenSession(self, session_id)
@@ -200,7 +229,7 @@ class Coach:
                 for turn in history.turns(summary.id):
                     if turn.answered:
                         by_topic.setdefault(turn.topic, []).append(turn.score)
-                timeline += [(summary.started_at, topic, sum(s) / len(s)) for topic, s in by_topic.items()]
+                timeline += [(summary.id, topic, sum(s) / len(s)) for topic, s in by_topic.items()]
             return {"sessions": sessions, "topics": history.topic_progress(), "timeline": timeline,
                     "due": due_items(history, self.kb.bank)}
 

@@ -87,3 +87,12 @@ def test_a_planted_instruction_stays_inside_the_fence():
 def test_no_llm_is_used_unless_an_endpoint_is_configured(small_settings):
     assert make_llm(small_settings) is None
     assert "http" in LLMS and "https" in LLMS
+
+
+def test_a_short_question_about_something_else_is_not_read_as_a_follow_up(small_kb):
+    engine = ChatEngine(small_kb)
+    assert engine.read_follow_up("为什么?", "BN和LN有什么区别?").query == "BN和LN有什么区别? 为什么?"
+    reading = engine.read_follow_up("红烧肉怎么做才好吃", "BN和LN有什么区别?")
+    assert reading.query == "红烧肉怎么做才好吃" and not reading.alternatives
+    answer = engine.answer("红烧肉怎么做才好吃", "BN和LN有什么区别?")
+    assert answer.grounded is False  # never the previous question's answer

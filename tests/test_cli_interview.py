@@ -16,7 +16,7 @@ from coach.history import History, utcnow
 from tests.conftest import SMALL_CORPUS
 
 GRADE_LINE = re.compile(r"得分 \d+\.\d/10")
-REPORT_NAME = re.compile(r"interview-\d{8}-\d{6}-[0-9a-f]{6}\.md")
+REPORT_NAME = re.compile(r"面试报告-\d{4}-\d{2}-\d{2}-\d{4}-[^/]+\.md")
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +47,7 @@ def test_piped_answers_are_graded_one_a_line_and_end_with_a_saved_report(home, a
     assert len(GRADE_LINE.findall(result.output)) == graded and "得分 0.0/10" in result.output
     assert "参考答案" in result.output and "你的回答>" not in result.output  # no prompt when stdin is a pipe
     report = result.output[result.output.index("# 模拟面试报告"):]
-    assert len(re.findall(r"— \d+\.\d/10", report)) == graded and "## 接下来要复习的题目" in report
+    assert len(re.findall(r"\*\*得分:\d+\.\d/10\*\*", report)) == graded and "## 接下来要复习的题目" in report
     path = saved_report(result.output)
     assert path.parent == home / "reports" and REPORT_NAME.fullmatch(path.name)
     assert path.read_text(encoding="utf-8").startswith("# 模拟面试报告")

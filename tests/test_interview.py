@@ -139,7 +139,7 @@ def test_a_skip_scores_zero_shows_the_model_answer_and_is_due_again_soon(small_k
     assert result.score == 0.0 and result.skipped and not result.follow_up
     assert result.grade.model_answer == strong(small_kb, item_id)
     assert session.turns[0].score == 0.0
-    assert history.cards()[item_id].due <= utcnow() + timedelta(minutes=2)  # FSRS "again"
+    assert history.cards()[item_id].due <= utcnow() + timedelta(days=1, minutes=1)  # FSRS "again": tomorrow
 
 
 @pytest.mark.parametrize("elapsed, timed_out", [(10.0, False), (45.0, True)], ids=["in-time", "late"])
@@ -285,7 +285,7 @@ def test_due_items_follow_the_chosen_topics(small_kb, history):
     now = utcnow()
     history.review("norm-bn-purpose", "normalization", 0.0, now=now)
     history.review("act-why-nonlinear", "activation", 0.0, now=now)
-    later = now + timedelta(hours=1)
+    later = now + timedelta(days=1, hours=1)
     assert [d.item.id for d in due_items(history, small_kb.bank, ("activation",), now=later)] == ["act-why-nonlinear"]
     assert len(due_items(history, small_kb.bank, now=later)) == 2
 
@@ -312,18 +312,24 @@ def test_the_report_sums_up_scores_topics_weak_points_and_reviews(small_kb, grad
     assert [w.weight for w in weakest] == sorted((w.weight for w in weakest), reverse=True)
     assert weakest[0].sources[0].startswith("bank:norm-bn-")
     assert {r.item_id for r in report.review} == {"norm-bn-purpose", "norm-bn-gamma-beta"}
-    # both missed, so both come back within minutes (FSRS learning and relearning steps)
-    assert report.review[0].due <= report.review[1].due <= utcnow() + timedelta(minutes=15)
+    # both missed, so both come back tomorrow (learning steps of one day: interview practice, not flashcards)
+    assert utcnow() + timedelta(hours=23) <= report.review[0].due <= report.review[1].due
+    assert report.review[1].due <= utcnow() + timedelta(days=1, minutes=1)
 
     markdown = report.to_markdown()
-    for heading in ("# 模拟面试报告", "## 总分", "## 各主题得分", "## 逐题得分", "## 最薄弱的要点",
-                    "## 接下来要复习的题目"):
+    for heading in ("# 模拟面试报告", "## 总分", "## 各主题得分", "## 逐题回顾", "## 最薄弱的要点",
+                    "## 接下来要复习的题目", "你的回答", "漏掉的要点", "参考答案"):
         assert heading in markdown
-    assert len(re.findall(r"\d+\.\d/10", markdown)) >= 4 and "归一化 (normalization)" in markdown
+    assert len(re.findall(r"\d+\.\d/10", markdown)) >= 4 and "| 归一化 |" in markdown
+    assert "normalization" not in markdown and "norm-bn-" not in markdown  # names, not internal ids
+    assert thin(small_kb, "norm-bn-purpose") in markdown  # the answer given
     assert json.loads(json.dumps(report.to_json()))["answers"] == 2
     path = report.save(tmp_path / "reports")
-    assert re.fullmatch(r"interview-\d{8}-\d{6}-[0-9a-f]{6}\.md", path.name)
+    assert re.fullmatch(r"面试报告-\d{4}-\d{2}-\d{2}-\d{4}-normalization\.md", path.name)
     assert path.read_text(encoding="utf-8") == markdown
+    assert report.save(tmp_path / "reports") == path  # saving again overwrites its own report
+    pdf = report.save(tmp_path / "reports", ".pdf")
+    assert pdf.name == path.name.replace(".md", ".pdf") and pdf.read_bytes().startswith(b"%PDF")
 
 
 def missed(point: str, weight: int) -> dict:

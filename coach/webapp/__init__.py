@@ -45,7 +45,7 @@ from .api import register_api
 from .chat_tab import chat_tab
 from .grade_tab import grade_tab
 from .interview_tab import interview_tab
-from .knowledge_tab import knowledge_tab
+from .knowledge_tab import knowledge_tab, upload_css
 from .progress_tab import progress_tab
 from .security import LoginThrottle, parse_auth
 
@@ -68,6 +68,32 @@ CSS = """
 #grade-score h2, #iv-grade h2 { margin-bottom: 0.2rem; }
 .coach-header h1 { margin-bottom: 0.1rem; }
 footer { opacity: 0.6; }
+/* ---- header and tab bar ---- */
+@media (max-width: 640px) {  /* phone: a one-line title, and all five tabs in the bar (they wrap, never "•••") */
+  .coach-header { padding-top: 0 !important; padding-bottom: 0 !important; }
+  .coach-header h1 { font-size: 1.2rem; line-height: 1.3; margin: 0 0 0.15rem 0; }
+  .coach-header p { font-size: 0.75rem; line-height: 1.35; margin: 0; }
+  #coach-tabs > .tab-wrapper [role=tablist] { flex-wrap: wrap; row-gap: 2px; }
+  #coach-tabs > .tab-wrapper [role=tablist] button { font-size: 0.8rem; padding: 0.3rem 0.4rem; }
+}
+/* ---- end header and tab bar ---- */
+/* ---- chat tab (问答) ---- */
+#chat-actions { display: none !important; }
+#chat-bot button.chat-cite { all: unset; cursor: pointer; color: var(--link-text-color); font-weight: 600; }
+#chat-bot button.chat-cite:hover, #chat-bot button.chat-cite:focus-visible { text-decoration: underline; }
+#chat-bot .chat-source-shown { background: var(--color-accent-soft); border-radius: 4px; scroll-margin: 8px; }
+.gradio-container { overflow: clip !important; }  /* as hidden, but lets the phone's input row stick */
+@media (max-width: 640px) {  /* phone: no box scrolling inside the page; the input stays in view */
+  #chat-bot { height: auto !important; max-height: none !important; min-height: 160px; overflow: visible !important; }
+  #chat-bot .bubble-wrap { height: auto !important; max-height: none !important; overflow: visible !important; }
+  #chat-compose { position: sticky; bottom: 0; z-index: 10; background: var(--background-fill-primary);
+                  padding: 6px 0; flex-wrap: nowrap; gap: 6px; }
+  #chat-compose > .form { min-width: 0 !important; flex: 1 1 auto; }
+  #chat-bot .chat-source-shown { scroll-margin-bottom: 120px; }  /* clear of the input row */
+  #chat-compose button { flex: 0 0 auto; min-width: 0 !important; padding-left: 10px; padding-right: 10px;
+                         white-space: nowrap; }
+}
+/* ---- end chat tab ---- */
 """
 
 
@@ -85,7 +111,8 @@ def build_app(coach: Coach):
     """The whole page: five tabs over one ``Coach``; each browser tab keeps its own ``gr.State``."""
     with gr.Blocks(title=t("title"), analytics_enabled=False) as app:
         header = gr.Markdown(t("header", summary=coach.summary()), elem_classes="coach-header")
-        with gr.Tabs() as tabs:
+        # phone width: tabs that do not fit wrap onto a second row instead of hiding behind "•••"
+        with gr.Tabs(overflow_behavior="wrap", elem_id="coach-tabs") as tabs:
             with gr.Tab(t("tabs.chat"), id="chat", elem_id="tab-chat"):
                 chat_tab(coach)
             with gr.Tab(t("tabs.interview"), id="interview", elem_id="tab-interview") as interview_page:
@@ -93,7 +120,7 @@ def build_app(coach: Coach):
             with gr.Tab(t("tabs.grade"), id="grade", elem_id="tab-grade"):
                 grade_tab(coach)
             with gr.Tab(t("tabs.kb"), id="kb", elem_id="tab-kb"):
-                knowledge_tab(coach, header)
+                knowledge_tab(coach, header, app)  # also refreshes the header on load
             with gr.Tab(t("tabs.progress"), id="progress", elem_id="tab-progress") as progress:
                 progress_tab(coach, app, progress, tabs, interview)
         # documents uploaded since the page was built add topics ("我的资料 · notes.md")
@@ -118,7 +145,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, sh
         server_name=host, server_port=port, auth=credentials, auth_message=t("title") if credentials else None,
         share=share, max_file_size=f"{MAX_UPLOAD_MB}mb", prevent_thread_lock=prevent_thread_lock, quiet=quiet,
         show_error=False, allowed_paths=[str(coach.reports_dir)], footer_links=["api"], ssr_mode=False,
-        mcp_server=False, css=CSS + toast_css(), enable_monitoring=False,
+        mcp_server=False, css=CSS + toast_css() + upload_css(), enable_monitoring=False,
         app_kwargs={"middleware": [Middleware(LoginThrottle)]})
     return app, url
 

@@ -49,6 +49,7 @@ def grade_tab(coach: Coach) -> None:
                 result = coach.grader.grade(text, question=question)
             else:
                 result = coach.grader.grade(text, item_id=item_id)
+            coach.record_practice(result, text or "")  # 进度 counts it, and the question's review is rescheduled
         except CoachError as exc:
             warn(exc)
             return gr.skip()

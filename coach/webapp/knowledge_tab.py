@@ -1,4 +1,9 @@
-"""知识库: uploads, the document list and the bank browser."""
+"""知识库: uploads, the document list and the bank browser.
+
+Everything that can change while the server runs (the document list, the remove dropdown, the
+header's document count) is read from the server when a page loads, so a reload shows the
+knowledge base as it is, not as it was when the page was built.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..config import _flag
 from ..errors import CoachError
 from ..limits import MAX_UPLOAD_MB, check_query
 from ..service import Coach
@@ -30,7 +36,7 @@ def bank_rows(coach: Coach, topic: str = "", level: str = "", query: str = "") -
             hits = coach.kb.search(check_query(query), k=10, kind="bank")
             matched = [allowed[h.item_id] for h in hits if h.item_id in allowed]
         items = matched
-    return [[i.id, coach.topic_name(i.topic), difficulty_name(i.difficulty), i.question] for i in items]
+    return [[i.question, coach.topic_name(i.topic), difficulty_name(i.difficulty), i.id] for i in items]
 
 
 
@@ -42,7 +48,26 @@ def item_markdown(coach: Coach, item_id: str) -> str:
 
 
 
-def knowledge_tab(coach: Coach, header) -> None:
+REBUILD_ENV = "COACH_WEB_REBUILD"  # 1/true/yes/on: show 「重建索引」 (an operator's tool; hidden by default)
+
+
+
+def rebuild_enabled() -> bool:
+    return _flag(REBUILD_ENV)
+
+
+
+def upload_css() -> str:
+    """Gradio words the empty drop zone in the browser's language ("Drop File Here" in an English
+    browser); show the strings file's Chinese instead, whatever the browser's language."""
+    hint = t("kb.drop_hint").replace("\\", "\\\\").replace('"', '\\"')
+    return (f'#kb-files [data-testid=upload-text] {{ font-size: 0 !important; }}\n'
+            f'#kb-files [data-testid=upload-text] .or {{ display: none; }}\n'
+            f'#kb-files [data-testid=upload-text]::after {{ content: "{hint}"; font-size: var(--text-md); }}')
+
+
+
+def knowledge_tab(coach: Coach, header, app: gr.Blocks) -> None:
     gr.Markdown(t("kb.intro", mb=MAX_UPLOAD_MB))
     with gr.Row():
         with gr.Column(scale=3):
@@ -58,8 +83,9 @@ def knowledge_tab(coach: Coach, header) -> None:
                 pick = gr.Dropdown(sorted(coach.kb.sources()), value=None, label=t("kb.remove_pick"), scale=3,
                                    elem_id="kb-remove-pick")
                 remove = gr.Button(t("kb.remove"), variant="stop", scale=1, min_width=80, elem_id="kb-remove")
-            rebuild = gr.Button(t("kb.rebuild"), size="sm", elem_id="kb-rebuild")
-            gr.Markdown(t("kb.rebuild_info"))
+            show_rebuild = rebuild_enabled()
+            rebuild = gr.Button(t("kb.rebuild"), size="sm", visible=show_rebuild, elem_id="kb-rebuild")
+            gr.Markdown(t("kb.rebuild_info"), visible=show_rebuild, elem_id="kb-rebuild-info")
     listing = [table, pick, header]
 
     def listed():
@@ -99,6 +125,8 @@ def knowledge_tab(coach: Coach, header) -> None:
     add.click(upload, [files, replace], [result, files, *listing], api_visibility="private")
     remove.click(drop, pick, [result, *listing], api_visibility="private")
     rebuild.click(rebuild_index, None, [result, *listing], api_visibility="private")
+    # a reloaded page shows the documents as they are now (the page itself was built at start-up)
+    app.load(listed, None, listing, api_visibility="private", show_progress="hidden")
     browse_bank(coach)
 
 
@@ -113,9 +141,10 @@ def browse_bank(coach: Coach) -> None:
         query = gr.Textbox(label=t("kb.browse_search"), placeholder=t("kb.browse_search_placeholder"), scale=2,
                            elem_id="bank-search")
     with gr.Row():
-        rows = gr.Dataframe(bank_rows(coach), headers=[t("kb.col_id"), t("kb.col_topic"), t("kb.col_difficulty"),
-                                                       t("kb.col_question")],
-                            interactive=False, max_height=360, column_widths=["26%", "12%", "8%", "54%"],
+        # the question first: the id is for reference only, last
+        rows = gr.Dataframe(bank_rows(coach), headers=[t("kb.col_question"), t("kb.col_topic"),
+                                                       t("kb.col_difficulty"), t("kb.col_id")],
+                            interactive=False, max_height=360, column_widths=["58%", "12%", "8%", "22%"],
                             scale=3, elem_id="bank-table")
         detail = gr.Markdown(t("kb.pick_item"), elem_id="bank-detail")
 
@@ -128,7 +157,7 @@ def browse_bank(coach: Coach) -> None:
 
     def show(evt: gr.SelectData):
         row = getattr(evt, "row_value", None) or []
-        return item_markdown(coach, row[0]) if row and row[0] in coach.kb.bank.items else gr.skip()
+        return item_markdown(coach, row[-1]) if row and row[-1] in coach.kb.bank.items else gr.skip()
 
     gr.on([topic.change, level.change, query.submit], filtered, [topic, level, query], rows,
           api_visibility="private", show_progress="hidden")

@@ -9,7 +9,7 @@ from ..errors import CoachError
 from ..service import Coach
 from ..strings import t
 from .common import warn
-from .render import local_time
+from .render import escape_html, local_time
 
 
 def progress_tables(coach: Coach) -> dict:
@@ -18,19 +18,21 @@ def progress_tables(coach: Coach) -> dict:
     data = coach.progress()
     score = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     statuses = t("progress.status")
+    # sessions are numbered in the order they happened (the chart's x-axis): dates repeat within a day
+    order = {s.id: n for n, s in enumerate(sorted(data["sessions"], key=lambda s: (s.started_at, s.id)), 1)}
     timeline = pd.DataFrame(
-        [(pd.Timestamp(when.astimezone().replace(tzinfo=None)), coach.topic_name(topic), round(mean, 1))
-         for when, topic, mean in data["timeline"]],
-        columns=[t("progress.chart_time"), t("progress.chart_topic"), t("progress.chart_score")])
+        [(order[sid], coach.topic_name(topic), round(mean, 1)) for sid, topic, mean in data["timeline"] if sid in order],
+        columns=[t("progress.chart_session"), t("progress.chart_topic"), t("progress.chart_score")])
     return {
-        "timeline": timeline,
+        "timeline": timeline.sort_values(t("progress.chart_session")),
         "topics": [[coach.topic_name(p.topic), p.answers, score(p.mean_score), score(p.recent_score), p.due]
                    for p in data["topics"]],
         "due": [[d.item.question, coach.topic_name(d.item.topic), local_time(d.due)] for d in data["due"]],
-        "sessions": [[local_time(s.started_at), statuses.get(s.status, s.status), s.questions, score(s.mean_score),
-                      "、".join(coach.topic_name(x) for x in s.topics)] for s in data["sessions"]],
+        "sessions": [[order[s.id], local_time(s.started_at),
+                      statuses["practice"] if s.mode == "grade" else statuses.get(s.status, s.status), s.questions,
+                      score(s.mean_score), "、".join(coach.topic_name(x) for x in s.topics)] for s in data["sessions"]],
+        "ids": [s.id for s in data["sessions"]],
     }
-
 
 
 def progress_tab(coach: Coach, app, tab, tabs, interview: dict) -> None:
@@ -39,9 +41,8 @@ def progress_tab(coach: Coach, app, tab, tabs, interview: dict) -> None:
         refresh = gr.Button(t("progress.refresh"), size="sm", scale=0, min_width=90, elem_id="progress-refresh")
     empty = gr.Markdown(visible=False, elem_id="progress-empty")
     with gr.Row():
-        chart = gr.LinePlot(x=t("progress.chart_time"), y=t("progress.chart_score"), color=t("progress.chart_topic"),
-                            y_lim=[0, 10], x_axis_format="%m-%d", label=t("progress.chart"), scale=3,
-                            elem_id="progress-chart")
+        chart = gr.LinePlot(x=t("progress.chart_session"), y=t("progress.chart_score"), color=t("progress.chart_topic"),
+                            y_lim=[0, 10], label=t("progress.chart"), scale=3, elem_id="progress-chart")
         topics = gr.Dataframe(headers=[t("progress.col_topic"), t("progress.col_answers"), t("progress.col_mean"),
                                        t("progress.col_recent"), t("progress.col_due")],
                               interactive=False, label=t("progress.topics"), scale=2, elem_id="progress-topics")
@@ -51,10 +52,16 @@ def progress_tab(coach: Coach, app, tab, tabs, interview: dict) -> None:
                                interactive=False, label=t("progress.due"), max_height=260, elem_id="progress-due")
         review = gr.Button(t("progress.review_none"), variant="primary", scale=1, interactive=False,
                            elem_id="progress-review")
-    sessions = gr.Dataframe(headers=[t("progress.col_started"), t("progress.col_status"),
+    ids = gr.State([])
+    sessions = gr.Dataframe(headers=[t("progress.col_number"), t("progress.col_started"), t("progress.col_status"),
                                      t("progress.col_questions"), t("progress.col_mean"), t("progress.col_topics")],
-                            interactive=False, label=t("progress.sessions"), max_height=300,
+                            interactive=False, label=f"{t('progress.sessions')}（{t('progress.open_hint')}）", max_height=300,
                             elem_id="progress-sessions")
+    with gr.Column(visible=False, elem_id="progress-report-box") as report_box:
+        report = gr.Markdown(elem_id="progress-report")
+        with gr.Row():
+            download = gr.DownloadButton(t("interview.download"), elem_id="progress-download")
+            download_pdf = gr.DownloadButton(t("interview.download_pdf"), elem_id="progress-download-pdf")
 
     def load():
         try:
@@ -65,7 +72,21 @@ def progress_tab(coach: Coach, app, tab, tabs, interview: dict) -> None:
         n = len(data["due"])
         button = gr.Button(t("progress.review", n=n) if n else t("progress.review_none"), interactive=bool(n))
         note = gr.Markdown(t("progress.no_history"), visible=not data["sessions"])
-        return note, data["timeline"], data["topics"], data["due"], button, data["sessions"]
+        return note, data["timeline"], data["topics"], data["due"], button, data["sessions"], data["ids"]
+
+    def open_report(session_ids: list, evt: gr.SelectData):
+        """Clicking a past session shows its report, with both downloads."""
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not isinstance(row, int) or not 0 <= row < len(session_ids):
+            return gr.skip()
+        try:
+            result = coach.session_report(session_ids[row])
+            markdown_path, pdf_path = coach.save_report(result)
+        except CoachError as exc:
+            warn(exc)
+            return gr.skip()
+        return (gr.Column(visible=True), escape_html(result.to_markdown()), gr.DownloadButton(value=str(markdown_path)),
+                gr.DownloadButton(value=str(pdf_path)))
 
     def start_review():
         due_now = len(coach.progress()["due"])
@@ -77,7 +98,7 @@ def progress_tab(coach: Coach, app, tab, tabs, interview: dict) -> None:
         started = interview["begin"]([], "adaptive", min(due_now, MAX_QUESTIONS), 0, review=True)
         return started if isinstance(started, dict) else (*started, gr.Tabs(selected="interview"))
 
-    gr.on([refresh.click, tab.select, app.load], load, None, [empty, chart, topics, due, review, sessions],
+    gr.on([refresh.click, tab.select, app.load], load, None, [empty, chart, topics, due, review, sessions, ids],
           api_visibility="private", show_progress="hidden")
+    sessions.select(open_report, ids, [report_box, report, download, download_pdf], api_visibility="private")
     review.click(start_review, None, [*interview["outputs"], tabs], api_visibility="private")
-

@@ -14,7 +14,8 @@ from ..strings import difficulty_name, message_for, t
 
 
 def source_label(source) -> str:
-    return t("chat.bank_label", item_id=source.item_id) if source.kind == "bank" else source.label
+    """"题库 · norm-bn-purpose" or the document's file name: the title follows it on the same line."""
+    return t("chat.bank_label", item_id=source.item_id) if source.kind == "bank" else source.source
 
 
 
@@ -51,16 +52,43 @@ def escape_html(markdown: str) -> str:
 
 
 
+ASK_LINK = "#coach-ask"  # the page's script asks a related question when a link to this is clicked
+_ASK_LINKS = re.compile(r"\[((?:\\.|[^\]\\])*)\]\(" + ASK_LINK + r'(?: "[^"]*")?\)')
+
+
+
 def chat_history(messages: list[dict]) -> list[dict]:
-    """The conversation as plain user/assistant turns for a model (the sources blocks left out)."""
-    return [{"role": m["role"], "content": m["content"]} for m in messages
+    """The conversation as plain user/assistant turns for a model (the sources blocks left out,
+    related questions as plain text)."""
+    return [{"role": m["role"], "content": _ASK_LINKS.sub(_link_text, m["content"])} for m in messages
             if isinstance(m, dict) and not m.get("metadata") and isinstance(m.get("content"), str)]
 
 
 
-def chat_messages(question: str, answer, final: bool) -> list[dict]:
-    """One chat turn as Chatbot messages; the sources become a collapsed block once the answer is complete."""
+def _link_text(link: re.Match) -> str:
+    return re.sub(r"\\(.)", r"\1", link.group(1))
+
+
+
+def offline_note_shown(messages: list[dict]) -> bool:
+    """Has an answer in this conversation already said that no model is configured?"""
+    from ..chat import strings as chat_strings
+
+    note = chat_strings()["offline_note"]
+    return any(isinstance(m, dict) and m.get("role") == "assistant" and note in str(m.get("content"))
+               for m in messages)
+
+
+
+def chat_messages(question: str, answer, final: bool, note: bool = True) -> list[dict]:
+    """One chat turn as Chatbot messages; the sources become a collapsed block once the answer is complete.
+
+    ``note``: keep the "no model configured" line (the first answer of a conversation has it, the
+    others need not repeat it). Related questions ("可能相关") become links that ask them."""
     text = escape_html(answer.text)
+    if not note:
+        text = _without_offline_note(text)
+    text = _related_links(text, answer.sources)
     if answer.query != answer.question:
         text = t("chat.rewritten", query=answer.query) + "\n\n" + text
     turn = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
@@ -68,6 +96,39 @@ def chat_messages(question: str, answer, final: bool) -> list[dict]:
         turn.append({"role": "assistant", "content": sources_markdown(answer.sources),
                      "metadata": {"title": t("chat.sources_title", n=len(answer.sources)), "status": "done"}})
     return turn
+
+
+
+def _without_offline_note(text: str) -> str:
+    """``text`` without the offline note, or without the start of it while the answer streams."""
+    from ..chat import strings as chat_strings
+
+    marker = f"\n\n_{chat_strings()['offline_note']}_"
+    if marker in text:
+        return text.replace(marker, "")
+    for k in range(len(marker) - 1, 1, -1):
+        if text.endswith(marker[:k]):
+            return text[:-k]
+    return text
+
+
+
+def _related_links(text: str, sources) -> str:
+    """"- 题目 · 相关度 0.41 [3]" lines of related sources with the question as a link that asks it."""
+    related = {s.n: s for s in sources if s.role == "related" and s.title.strip()}
+    if not related:
+        return text
+    tip = t("chat.ask_related").replace('"', "'")
+
+    def link(match: re.Match) -> str:
+        source = related.get(int(match.group(2)))
+        title = escape_html(" ".join(source.title.split())) if source else ""
+        if not title or not match.group(1).startswith(title):
+            return match.group(0)
+        label = re.sub(r"([\\\[\]])", r"\\\1", title)
+        return f'- [{label}]({ASK_LINK} "{tip}"){match.group(1)[len(title):]} [{match.group(2)}]'
+
+    return re.sub(r"^- (.+) \[(\d+)\]$", link, text, flags=re.M)
 
 
 
