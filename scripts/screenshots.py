@@ -70,7 +70,7 @@ with sync_playwright() as p:
     qtext = pg.locator("#iv-question").inner_text()
     item = next(i for i in coach.kb.bank.items.values() if i.question in qtext)
     pg.locator("#iv-answer textarea").fill(" ".join(item.answer.split())[:170])
-    pg.locator("#iv-submit").click(); expect(pg.locator("#iv-grade")).to_contain_text("/ 10", timeout=20000)
+    pg.locator("#iv-submit").click(); expect(pg.locator("#iv-feedback")).to_contain_text("/10", timeout=20000)
     time.sleep(2.5)
     pg.locator("#iv-answer textarea").fill("我觉得主要是因为")
     pg.screenshot(path=str(out / "interview.png"))
@@ -84,8 +84,16 @@ with sync_playwright() as p:
     # 知识库
     pg.get_by_role("tab", name="📚 知识库").click()
     pg.locator("#bank-topic input").click(); pg.get_by_role("option", name="归一化").click(); time.sleep(1)
-    pg.locator("#bank-table [data-testid=cell-1-3]").click(); time.sleep(1)
+    pg.locator("#bank-table [data-testid=cell-1-0]").click(); time.sleep(1)
     pg.screenshot(path=str(out / "knowledge.png"))
+    # 手机: the chat at 390 x 844, after one question
+    phone = b.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, has_touch=True,
+                       device_scale_factor=2)
+    phone.goto(url); phone.wait_for_selector("#chat-input textarea")
+    box = phone.locator("#chat-input textarea")
+    box.fill("BN层为什么要加γ和β?"); box.press("Enter")
+    expect(phone.locator("#chat-bot .generating")).to_have_count(0, timeout=20000); time.sleep(1)
+    phone.screenshot(path=str(out / "phone.png"))
     b.close()
 app.close()
 print("done", out)

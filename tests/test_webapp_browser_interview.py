@@ -116,3 +116,10 @@ def test_a_review_started_from_progress_shows_its_own_settings(page, coach):
     page.locator("#progress-review").click()
     expect(page.locator("#iv-banner")).to_contain_text("复习模式", timeout=3 * WAIT_MS)
     expect(page.locator("#iv-count input[type=number]")).to_have_value("2")
+
+
+def test_on_a_phone_the_question_is_scrolled_into_view_when_the_interview_starts(phone):
+    start(phone, questions=1)
+    expect(phone.locator("#iv-question")).to_contain_text("第 1 / 1 题")
+    phone.wait_for_timeout(300)
+    assert in_view(phone, "#iv-question")  # not left below the settings
