@@ -26,6 +26,9 @@ Design:
   its one sentence (in Chinese, see ``messages`` in the strings file) as a
   warning or, for API clients, as the error message. Anything else is a bug
   and Gradio shows a generic error without a traceback.
+- Language: Chinese by default; the header's 中文 / English switch (or ``?lang=en``) puts one browser
+  tab in English (``resources/webapp.en.yaml``): every handler runs in its tab's language, and the
+  labels built with the page are re-rendered on a switch (``common.PageText``).
 - Safe defaults: bound to 127.0.0.1, no share link, optional password, an
   upload size limit, input length limits, a bounded queue, and Markdown
   with HTML escaped (document and model text are untrusted).
@@ -40,9 +43,10 @@ import gradio as gr
 from ..config import Settings
 from ..limits import MAX_UPLOAD_MB
 from ..service import Coach
-from ..strings import t
+from ..strings import language_of, t, use_language
 from .api import register_api
 from .chat_tab import chat_tab
+from .common import PageText, topic_choices
 from .grade_tab import grade_tab
 from .interview_tab import interview_tab
 from .knowledge_tab import knowledge_tab, upload_css
@@ -67,6 +71,10 @@ CSS = """
 #iv-countdown p { font-size: 1.25rem; margin: 0; }
 #grade-score h2, #iv-grade h2 { margin-bottom: 0.2rem; }
 .coach-header h1 { margin-bottom: 0.1rem; }
+#coach-top { align-items: flex-start; flex-wrap: nowrap; }
+#coach-lang { flex: 0 0 auto !important; min-width: 0 !important; width: auto; padding: 0; background: none; border: none; }
+#coach-lang .wrap { flex-wrap: nowrap; gap: 4px; }
+#coach-lang label { padding: 2px 8px; font-size: var(--text-sm); }
 footer { opacity: 0.6; }
 /* ---- header and tab bar ---- */
 @media (max-width: 640px) {  /* phone: a one-line title, and all five tabs in the bar (they wrap, never "•••") */
@@ -99,33 +107,61 @@ footer { opacity: 0.6; }
 
 
 def toast_css() -> str:
-    """Gradio titles its toasts "Warning"/"Error" in English; show the strings file's titles instead."""
+    """Gradio titles its toasts "Warning"/"Error" in the browser's language; show the strings file's
+    titles instead, in the page's language (``body.coach-en``: the English page)."""
     rules = [f'.toast-title.{level} {{ font-size: 0 !important; }}\n'
              f'.toast-title.{level}::before {{ content: "{title}"; font-size: var(--text-md); }}'
-             for level, title in t("toast_titles").items()]
+             for level, title in t("toast_titles", lang="zh").items()]
+    rules += [f'body.coach-en .toast-title.{level}::before {{ content: "{title}" !important; }}'
+              for level, title in t("toast_titles", lang="en").items()]
     return "\n".join(rules)
 
 
 
 def build_app(coach: Coach):
     """The whole page: five tabs over one ``Coach``; each browser tab keeps its own ``gr.State``."""
+    texts = PageText()  # what the language switch re-renders
     with gr.Blocks(title=t("title"), analytics_enabled=False) as app:
-        header = gr.Markdown(t("header", summary=coach.summary()), elem_classes="coach-header")
+        with gr.Row(elem_id="coach-top"):
+            header = gr.Markdown(t("header", summary=coach.summary()), elem_classes="coach-header")
+            # 中文 / English for this browser tab only (Chinese by default; ?lang=en opens the page in English)
+            lang = gr.Radio([tuple(c) for c in t("language_choices")], value="zh", show_label=False,
+                            container=False, scale=0, min_width=160, elem_id="coach-lang")
+        texts.add(header, value=lambda: t("header", summary=coach.summary()))
         # phone width: tabs that do not fit wrap onto a second row instead of hiding behind "•••"
         with gr.Tabs(overflow_behavior="wrap", elem_id="coach-tabs") as tabs:
-            with gr.Tab(t("tabs.chat"), id="chat", elem_id="tab-chat"):
-                chat_tab(coach)
+            with gr.Tab(t("tabs.chat"), id="chat", elem_id="tab-chat") as chat_page:
+                chat_tab(coach, lang, texts)
             with gr.Tab(t("tabs.interview"), id="interview", elem_id="tab-interview") as interview_page:
-                interview = interview_tab(coach)
-            with gr.Tab(t("tabs.grade"), id="grade", elem_id="tab-grade"):
-                grade_tab(coach)
-            with gr.Tab(t("tabs.kb"), id="kb", elem_id="tab-kb"):
-                knowledge_tab(coach, header, app)  # also refreshes the header on load
+                interview = interview_tab(coach, lang, texts)
+            with gr.Tab(t("tabs.grade"), id="grade", elem_id="tab-grade") as grade_page:
+                grade_tab(coach, lang, texts)
+            with gr.Tab(t("tabs.kb"), id="kb", elem_id="tab-kb") as kb_page:
+                knowledge_tab(coach, header, app, lang, texts)  # also refreshes the header on load
             with gr.Tab(t("tabs.progress"), id="progress", elem_id="tab-progress") as progress:
-                progress_tab(coach, app, progress, tabs, interview)
+                progress_tab(coach, app, progress, tabs, interview, lang, texts)
+        for name, page in (("chat", chat_page), ("interview", interview_page), ("grade", grade_page), ("kb", kb_page),
+                           ("progress", progress)):
+            texts.add(page, label=f"tabs.{name}")
+
         # documents uploaded since the page was built add topics ("我的资料 · notes.md")
-        gr.on([interview_page.select, app.load], lambda: gr.Dropdown(choices=coach.topic_choices()), None,
-              interview["topics"], api_visibility="private", show_progress="hidden")
+        def topics_now(chosen):
+            with use_language(chosen):
+                return gr.Dropdown(choices=topic_choices(coach))
+
+        gr.on([interview_page.select, app.load], topics_now, lang, interview["topics"], api_visibility="private",
+              show_progress="hidden")
+        texts.refresh(topics_now, [], [interview["topics"]])
+        texts.wire(lang)
+
+        def asked_language(request: gr.Request):
+            """``?lang=en`` in the address opens the page in English (without it the switch is left alone:
+            a click on it made while the page loads stands)."""
+            query = getattr(request, "query_params", None) or {}
+            asked = str(query.get("lang") or "").strip().lower()[:5]
+            return language_of(asked) if asked else gr.skip()
+
+        app.load(asked_language, None, lang, api_visibility="private", show_progress="hidden")
         register_api(coach)
     return app
 

@@ -7,8 +7,8 @@ import gradio as gr
 
 from ..errors import CoachError
 from ..service import Coach
-from ..strings import t
-from .common import warn
+from ..strings import t, use_language
+from .common import PageText, english, is_english, warn
 from .render import ASK_LINK, chat_history, chat_messages, offline_note_shown
 
 
@@ -123,16 +123,17 @@ if (!S.installed) {
 
 
 def example_questions(coach: Coach, n: int = 4) -> list[str]:
-    """The first question of each of the first topics, so the examples always exist in the bank."""
+    """The first question of each of the first topics, so the examples always exist in the bank
+    (in English on the English page)."""
     firsts = {}
     for item in coach.kb.bank.items.values():
-        firsts.setdefault(item.topic, item.question)
+        firsts.setdefault(item.topic, (item.question_en or item.question) if english() else item.question)
     return list(firsts.values())[:n]
 
 
 
-def chat_tab(coach: Coach) -> None:
-    gr.Markdown(t("chat.intro"))
+def chat_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
+    texts.add(gr.Markdown(t("chat.intro"), elem_id="chat-intro"), value="chat.intro")
     state = gr.State({"messages": [], "previous": None})
     bot = gr.Chatbot(show_label=False, height=540, placeholder=t("chat.placeholder"), buttons=["copy"],
                      feedback_options=None, autoscroll=False, elem_id="chat-bot")
@@ -141,21 +142,31 @@ def chat_tab(coach: Coach) -> None:
                          elem_id="chat-input")
         send = gr.Button(t("chat.send"), variant="primary", scale=1, min_width=80, elem_id="chat-send")
         clear = gr.Button(t("chat.clear"), scale=1, min_width=80, elem_id="chat-clear")
-    gr.Examples([[q] for q in example_questions(coach)], inputs=[box], label=t("chat.examples"))
+    examples = gr.Examples([[q] for q in example_questions(coach)], inputs=[box], label=t("chat.examples"))
     actions = gr.HTML("", js_on_load=CHAT_JS, elem_id="chat-actions")
+    texts.add(bot, placeholder="chat.placeholder")
+    texts.add(box, placeholder="chat.input_placeholder")
+    texts.add(send, value="chat.send")
+    texts.add(clear, value="chat.clear")
+    texts.add(examples.dataset, label="chat.examples", samples=lambda: [[q] for q in example_questions(coach)])
 
-    def respond(message: str, chat: dict, event: gr.EventData):
+    def respond(message: str, chat: dict, page_lang: str, event: gr.EventData):
         """Stream one answer; the conversation so far is this browser tab's own state. A click on a
-        related question asks that question (and leaves whatever is typed in the box alone)."""
+        related question asks that question (and leaves whatever is typed in the box alone).
+        A question in English (or the English page) gets the bank's English question and a line
+        saying that the reference answer is in Chinese."""
         related = event.target is actions
         if related:
             message = _clicked_question(event)
         before = list(chat["messages"])
         question = (message or "").strip()
         note = not offline_note_shown(before)  # said once per conversation
+        in_english = page_lang == "en" or is_english(question)
 
         def turn(answer, final: bool) -> list[dict]:
-            return before + chat_messages(question, answer, final=final, note=note)
+            with use_language(page_lang):
+                return before + chat_messages(question, answer, final=final, note=note, english=in_english,
+                                              bank=coach.kb.bank.items)
 
         # the box is emptied with the first piece only, so the next question can be typed meanwhile
         answer, box_value = None, gr.skip() if related else ""
@@ -164,14 +175,15 @@ def chat_tab(coach: Coach) -> None:
                 yield box_value, turn(answer, False), gr.skip()
                 box_value = gr.skip()
         except CoachError as exc:
-            warn(exc)
+            with use_language(page_lang):
+                warn(exc)
             yield gr.skip(), turn(answer, True) if answer else gr.skip(), gr.skip()
             return
         after = turn(answer, True)[-3 * CHAT_TURNS_KEPT:]
         yield box_value, after, {"messages": after, "previous": answer.query}
 
     # one listener: a question sent while an answer streams is asked when that answer is complete
-    gr.on([box.submit, send.click, actions.click], respond, [box, state], [box, bot, state],
+    gr.on([box.submit, send.click, actions.click], respond, [box, state, lang], [box, bot, state],
           api_visibility="private", show_progress="minimal", trigger_mode="always_last")
     clear.click(lambda: ([], {"messages": [], "previous": None}, ""), None, [bot, state, box],
                 api_visibility="private", queue=False)

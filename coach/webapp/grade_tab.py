@@ -7,23 +7,24 @@ import gradio as gr
 
 from ..errors import CoachError
 from ..service import Coach
-from ..strings import difficulty_name, t
-from .common import warn
+from ..strings import difficulty_name, t, use_language
+from .common import PageText, bank_question, topic_name, warn
 from .render import grade_details_markdown, highlighted_answer, score_markdown
 
 
 def bank_choices(coach: Coach) -> list[tuple[str, str]]:
-    """Every question that can be graded: the bank's, then those of the user's documents."""
+    """Every question that can be graded: the bank's, then those of the user's documents (a bank
+    question in the page's language)."""
     catalog = coach.kb.catalog
     order = {topic: n for n, topic in enumerate(catalog.topics)}
     items = sorted(catalog.items.values(), key=lambda i: (order.get(i.topic, 999), i.difficulty, i.id))
-    return [(t("grade.choice", topic=coach.topic_name(i.topic), difficulty=difficulty_name(i.difficulty),
-               question=i.question), i.id) for i in items]
+    return [(t("grade.choice", topic=topic_name(coach, i.topic), difficulty=difficulty_name(i.difficulty),
+               question=bank_question(i)), i.id) for i in items]
 
 
 
-def grade_tab(coach: Coach) -> None:
-    gr.Markdown(t("grade.intro"))
+def grade_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
+    texts.add(gr.Markdown(t("grade.intro"), elem_id="grade-intro"), value="grade.intro")
     with gr.Row():
         with gr.Column(scale=1):
             pick = gr.Dropdown(bank_choices(coach), value=None, label=t("grade.pick"), filterable=True,
@@ -39,8 +40,18 @@ def grade_tab(coach: Coach) -> None:
                                         color_map={t("grade.covered_label"): "green",
                                                    t("grade.misconception_label"): "red"})
     details = gr.Markdown(elem_id="grade-details")
+    texts.add(pick, label="grade.pick", choices=lambda: bank_choices(coach))
+    texts.add(custom, label="grade.custom", placeholder="grade.custom_placeholder")
+    texts.add(answer, label="grade.answer", placeholder="grade.answer_placeholder")
+    texts.add(submit, value="grade.submit")
+    texts.add(marked, label="grade.highlight", color_map=lambda: {t("grade.covered_label"): "green",
+                                                                 t("grade.misconception_label"): "red"})
 
-    def run(item_id: str | None, question: str, text: str):
+    def run(item_id: str | None, question: str, text: str, page_lang: str = "zh"):
+        with use_language(page_lang):
+            return _run(item_id, question, text)
+
+    def _run(item_id: str | None, question: str, text: str):
         if not (question or "").strip() and not item_id:
             gr.Warning(t("grade.need_question"), title=t("warning_title"))
             return gr.skip()
@@ -53,7 +64,8 @@ def grade_tab(coach: Coach) -> None:
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return score_markdown(result), highlighted_answer(text or "", result), grade_details_markdown(result)
+        return (score_markdown(result, coach.kb.bank.items), highlighted_answer(text or "", result),
+                grade_details_markdown(result))
 
-    submit.click(run, [pick, custom, answer], [score, marked, details], api_visibility="private")
+    submit.click(run, [pick, custom, answer, lang], [score, marked, details], api_visibility="private")
 

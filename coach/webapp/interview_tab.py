@@ -8,8 +8,8 @@ import gradio as gr
 from ..errors import CoachError
 from ..interview import MAX_QUESTIONS
 from ..service import Coach
-from ..strings import t
-from .common import warn
+from ..strings import t, use_language
+from .common import PageText, topic_choices, warn
 from .render import countdown_markdown, escape_html, interview_config, question_markdown, turn_markdown
 
 
@@ -25,10 +25,10 @@ def question_frame(report):
     for turn in report.turns:
         n += not turn.is_follow_up
         labels.append(t("interview.chart_follow_up", n=n) if turn.is_follow_up else t("interview.chart_question", n=n))
-    return pd.DataFrame({t("interview.chart_x"): labels, t("interview.chart_score"): [turn.score for turn in report.turns]})
+    return pd.DataFrame({"question": labels, "score": [turn.score for turn in report.turns]})
 
 
-def interview_tab(coach: Coach) -> dict:
+def interview_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> dict:
     """The interview form and its handlers; returns what the progress tab needs to start a review."""
     def abandon(view: dict) -> None:
         """The browser tab went away mid-interview: record the session as stopped early."""
@@ -38,12 +38,12 @@ def interview_tab(coach: Coach) -> dict:
             except CoachError:
                 pass
 
-    gr.Markdown(t("interview.intro"))
+    texts.add(gr.Markdown(t("interview.intro"), elem_id="iv-intro"), value="interview.intro")
     state = gr.State({"session": None}, delete_callback=abandon)
     timer = gr.Timer(1.0, active=False)
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            topics = gr.Dropdown(coach.topic_choices(), value=[],
+            topics = gr.Dropdown(topic_choices(coach), value=[],
                                  multiselect=True, label=t("interview.topics"), elem_id="iv-topics")
             level = gr.Radio([tuple(c) for c in t("interview.difficulty_choices")], value="adaptive",
                              label=t("interview.difficulty"), elem_id="iv-level")
@@ -69,10 +69,22 @@ def interview_tab(coach: Coach) -> dict:
         with gr.Row():
             report = gr.Markdown(elem_id="iv-report")
             with gr.Column():
-                plot = gr.BarPlot(x=t("interview.chart_x"), y=t("interview.chart_score"), y_lim=[0, 10],
-                                  sort=None, label=t("interview.chart"), height=280, elem_id="iv-chart")
+                plot = gr.BarPlot(x="question", y="score", x_title=t("interview.chart_x"),
+                                  y_title=t("interview.chart_score"), y_lim=[0, 10], sort=None,
+                                  label=t("interview.chart"), height=280, elem_id="iv-chart")
                 download = gr.DownloadButton(t("interview.download"), visible=False, elem_id="iv-download")
                 download_pdf = gr.DownloadButton(t("interview.download_pdf"), visible=False, elem_id="iv-download-pdf")
+    texts.add(topics, label="interview.topics")
+    texts.add(level, label="interview.difficulty", choices=lambda: [tuple(c) for c in t("interview.difficulty_choices")])
+    texts.add(count, label="interview.questions")
+    texts.add(limit, label="interview.timer", choices=lambda: [tuple(c) for c in t("interview.timer_choices")])
+    for button, key in ((start, "start"), (stop, "stop"), (submit, "submit"), (skip, "skip")):
+        texts.add(button, value=f"interview.{key}")
+    texts.add(answer, label="interview.answer", placeholder="interview.answer_placeholder")
+    texts.default(question, "interview.not_started")
+    texts.add(plot, label="interview.chart", x_title="interview.chart_x", y_title="interview.chart_score")
+    texts.add(download, label="interview.download")
+    texts.add(download_pdf, label="interview.download_pdf")
     outputs = [state, banner, question, countdown, timer, answer, fold, graded, report_box, report, plot, download,
                download_pdf, submit, skip, topics, level, count, limit]
 
@@ -92,7 +104,11 @@ def interview_tab(coach: Coach) -> dict:
                 gr.DownloadButton(value=str(markdown_path), visible=True),
                 gr.DownloadButton(value=str(pdf_path), visible=True), *answering(False), *[gr.skip()] * 4)
 
-    def begin(topic_ids, difficulty, questions, seconds, review: bool = False):
+    def begin(topic_ids, difficulty, questions, seconds, page_lang: str = "zh", review: bool = False):
+        with use_language(page_lang):
+            return _begin(topic_ids, difficulty, questions, seconds, review)
+
+    def _begin(topic_ids, difficulty, questions, seconds, review: bool):
         try:
             config = interview_config(topic_ids, difficulty, questions, seconds, review)
             session_id, first = coach.start_interview(config)
@@ -110,7 +126,11 @@ def interview_tab(coach: Coach) -> dict:
                 gr.Accordion(visible=False), "", gr.Column(visible=False), "", None, gr.DownloadButton(visible=False),
                 gr.DownloadButton(visible=False), *answering(True), *settings)
 
-    def reply(text: str, view: dict):
+    def reply(text: str, view: dict, page_lang: str = "zh"):
+        with use_language(page_lang):
+            return _reply(text, view)
+
+    def _reply(text: str, view: dict):
         if not view.get("session"):
             gr.Warning(t("interview.not_started"), title=t("warning_title"))
             return gr.skip()
@@ -122,7 +142,7 @@ def interview_tab(coach: Coach) -> dict:
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        last = turn_markdown(result)
+        last = turn_markdown(result, coach)
         score = t("interview.no_score") if result.grade.score is None else f"{result.score:.1f}/10"
         label = t("interview.last_feedback_scored", score=score, verdict=result.grade.verdict)
         if result.finished:
@@ -135,9 +155,13 @@ def interview_tab(coach: Coach) -> dict:
                 gr.Timer(active=bool(nxt.time_limit)), "", fold_now, last, *[gr.skip()] * 5, *answering(True),
                 *[gr.skip()] * 4)
 
-    def end(view: dict):
+    def end(view: dict, page_lang: str = "zh"):
         if not view.get("session") or view.get("done"):
             return gr.skip()
+        with use_language(page_lang):
+            return _end(view)
+
+    def _end(view: dict):
         try:
             coach.stop_interview(view["session"])
         except CoachError as exc:
@@ -145,14 +169,16 @@ def interview_tab(coach: Coach) -> dict:
             return gr.skip()
         return finished(view, None)
 
-    def tick(view: dict):
-        text = countdown_markdown(view)
-        return text, gr.Timer(active=text != t("interview.countdown_over") and bool(view.get("deadline")))
+    def tick(view: dict, page_lang: str = "zh"):
+        with use_language(page_lang):
+            text = countdown_markdown(view)
+            return text, gr.Timer(active=text != t("interview.countdown_over") and bool(view.get("deadline")))
 
     private = dict(api_visibility="private")
-    start.click(begin, [topics, level, count, limit], outputs, **private).then(None, js=SCROLL_TO_QUESTION)
-    gr.on([submit.click, answer.submit], reply, [answer, state], outputs, **private).then(None, js=SCROLL_TO_QUESTION)
-    skip.click(lambda view: reply("", view), state, outputs, **private).then(None, js=SCROLL_TO_QUESTION)
-    stop.click(end, state, outputs, **private)
-    timer.tick(tick, state, [countdown, timer], show_progress="hidden", concurrency_limit=None, **private)
+    start.click(begin, [topics, level, count, limit, lang], outputs, **private).then(None, js=SCROLL_TO_QUESTION)
+    gr.on([submit.click, answer.submit], reply, [answer, state, lang], outputs, **private).then(None, js=SCROLL_TO_QUESTION)
+    skip.click(lambda view, page_lang: reply("", view, page_lang), [state, lang], outputs, **private).then(
+        None, js=SCROLL_TO_QUESTION)
+    stop.click(end, [state, lang], outputs, **private)
+    timer.tick(tick, [state, lang], [countdown, timer], show_progress="hidden", concurrency_limit=None, **private)
     return {"outputs": outputs, "begin": begin, "topics": topics}

@@ -16,8 +16,8 @@ from ..config import _flag
 from ..errors import CoachError
 from ..limits import MAX_UPLOAD_MB, check_query
 from ..service import Coach
-from ..strings import difficulty_name, t
-from .common import warn
+from ..strings import difficulty_name, t, use_language
+from .common import PageText, bank_question, topic_name, warn
 from .render import report_markdown
 
 
@@ -36,15 +36,32 @@ def bank_rows(coach: Coach, topic: str = "", level: str = "", query: str = "") -
             hits = coach.kb.search(check_query(query), k=10, kind="bank")
             matched = [allowed[h.item_id] for h in hits if h.item_id in allowed]
         items = matched
-    return [[i.question, coach.topic_name(i.topic), difficulty_name(i.difficulty), i.id] for i in items]
+    return [[bank_question(i), topic_name(coach, i.topic), difficulty_name(i.difficulty), i.id] for i in items]
+
+
+
+def bank_table(rows: list[list]):
+    """The bank table with its headers in the page's language."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=[t("kb.col_question"), t("kb.col_topic"), t("kb.col_difficulty"),
+                                       t("kb.col_id")])
+
+
+
+def sources_table(coach: Coach):
+    import pandas as pd
+
+    return pd.DataFrame(coach.source_rows(), columns=[t("kb.col_source"), t("kb.col_chunks")])
 
 
 
 def item_markdown(coach: Coach, item_id: str) -> str:
     item = coach.kb.bank.get(item_id)
     points = "\n".join(f"- {kp.point}" for kp in item.key_points)
-    return t("kb.item_detail", question=item.question, id=item.id, topic=coach.topic_name(item.topic),
-             difficulty=difficulty_name(item.difficulty), answer=item.answer.strip(), points=points)
+    note = "\n\n" + t("reference_note") if item.question_en and bank_question(item) == item.question_en else ""
+    return t("kb.item_detail", question=bank_question(item), id=item.id, topic=topic_name(coach, item.topic),
+             difficulty=difficulty_name(item.difficulty), answer=item.answer.strip(), points=points) + note
 
 
 
@@ -60,15 +77,19 @@ def rebuild_enabled() -> bool:
 def upload_css() -> str:
     """Gradio words the empty drop zone in the browser's language ("Drop File Here" in an English
     browser); show the strings file's Chinese instead, whatever the browser's language."""
-    hint = t("kb.drop_hint").replace("\\", "\\\\").replace('"', '\\"')
+    def hint(lang: str) -> str:
+        return t("kb.drop_hint", lang=lang).replace("\\", "\\\\").replace('"', '\\"')
+
     return (f'#kb-files [data-testid=upload-text] {{ font-size: 0 !important; }}\n'
             f'#kb-files [data-testid=upload-text] .or {{ display: none; }}\n'
-            f'#kb-files [data-testid=upload-text]::after {{ content: "{hint}"; font-size: var(--text-md); }}')
+            f'#kb-files [data-testid=upload-text]::after {{ content: "{hint("zh")}"; font-size: var(--text-md); }}\n'
+            f'body.coach-en #kb-files [data-testid=upload-text]::after {{ content: "{hint("en")}" !important; }}')
 
 
 
-def knowledge_tab(coach: Coach, header, app: gr.Blocks) -> None:
-    gr.Markdown(t("kb.intro", mb=MAX_UPLOAD_MB))
+def knowledge_tab(coach: Coach, header, app: gr.Blocks, lang: gr.Radio, texts: PageText) -> None:
+    texts.add(gr.Markdown(t("kb.intro", mb=MAX_UPLOAD_MB), elem_id="kb-intro"),
+              value=lambda: t("kb.intro", mb=MAX_UPLOAD_MB))
     with gr.Row():
         with gr.Column(scale=3):
             # no file_types filter here: the browser's own rejection is in English; upload_problem() says it in Chinese
@@ -85,14 +106,29 @@ def knowledge_tab(coach: Coach, header, app: gr.Blocks) -> None:
                 remove = gr.Button(t("kb.remove"), variant="stop", scale=1, min_width=80, elem_id="kb-remove")
             show_rebuild = rebuild_enabled()
             rebuild = gr.Button(t("kb.rebuild"), size="sm", visible=show_rebuild, elem_id="kb-rebuild")
-            gr.Markdown(t("kb.rebuild_info"), visible=show_rebuild, elem_id="kb-rebuild-info")
+            rebuild_info = gr.Markdown(t("kb.rebuild_info"), visible=show_rebuild, elem_id="kb-rebuild-info")
+    texts.add(files, label="kb.upload")
+    texts.add(replace, label="kb.replace")
+    texts.add(add, value="kb.add")
+    texts.add(table, label="kb.sources")
+    texts.add(pick, label="kb.remove_pick")
+    texts.add(remove, value="kb.remove")
+    texts.add(rebuild, value="kb.rebuild")
+    texts.add(rebuild_info, value="kb.rebuild_info")
     listing = [table, pick, header]
 
-    def listed():
-        names = sorted(coach.kb.sources())
-        return coach.source_rows(), gr.Dropdown(choices=names, value=None), t("header", summary=coach.summary())
+    def listed(page_lang: str = "zh"):
+        with use_language(page_lang):
+            names = sorted(coach.kb.sources())
+            return sources_table(coach), gr.Dropdown(choices=names, value=None), t("header", summary=coach.summary())
 
-    def upload(paths, replace_same, progress=gr.Progress()):
+    texts.refresh(lambda page_lang: listed(page_lang)[0], [], [table])
+
+    def upload(paths, replace_same, page_lang: str = "zh", progress=gr.Progress()):
+        with use_language(page_lang):
+            return _upload(paths, replace_same, page_lang, progress)
+
+    def _upload(paths, replace_same, page_lang, progress):
         if not paths:
             gr.Warning(t("kb.no_files"), title=t("warning_title"))
             return gr.skip()
@@ -101,9 +137,13 @@ def knowledge_tab(coach: Coach, header, app: gr.Blocks) -> None:
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return report_markdown(report), None, *listed()
+        return report_markdown(report), None, *listed(page_lang)
 
-    def drop(name):
+    def drop(name, page_lang: str = "zh"):
+        with use_language(page_lang):
+            return _drop(name, page_lang)
+
+    def _drop(name, page_lang):
         if not name:
             gr.Warning(t("kb.pick_source"), title=t("warning_title"))
             return gr.skip()
@@ -112,32 +152,41 @@ def knowledge_tab(coach: Coach, header, app: gr.Blocks) -> None:
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return t("kb.removed", name=html.escape(name), chunks=removed), *listed()
+        return t("kb.removed", name=html.escape(name), chunks=removed), *listed(page_lang)
 
-    def rebuild_index(progress=gr.Progress()):
+    def rebuild_index(page_lang: str = "zh", progress=gr.Progress()):
+        with use_language(page_lang):
+            return _rebuild_index(page_lang, progress)
+
+    def _rebuild_index(page_lang, progress):
         try:
             counts = coach.rebuild(progress)
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return t("kb.rebuilt", bank=counts["bank_units"], docs=counts["doc_units"]), *listed()
+        return t("kb.rebuilt", bank=counts["bank_units"], docs=counts["doc_units"]), *listed(page_lang)
 
-    add.click(upload, [files, replace], [result, files, *listing], api_visibility="private")
-    remove.click(drop, pick, [result, *listing], api_visibility="private")
-    rebuild.click(rebuild_index, None, [result, *listing], api_visibility="private")
+    add.click(upload, [files, replace, lang], [result, files, *listing], api_visibility="private")
+    remove.click(drop, [pick, lang], [result, *listing], api_visibility="private")
+    rebuild.click(rebuild_index, lang, [result, *listing], api_visibility="private")
     # a reloaded page shows the documents as they are now (the page itself was built at start-up)
-    app.load(listed, None, listing, api_visibility="private", show_progress="hidden")
-    browse_bank(coach)
+    app.load(listed, lang, listing, api_visibility="private", show_progress="hidden")
+    browse_bank(coach, lang, texts)
 
 
 
-def browse_bank(coach: Coach) -> None:
-    gr.Markdown("### " + t("kb.browse"))
+def browse_bank(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
+    texts.add(gr.Markdown("### " + t("kb.browse"), elem_id="bank-heading"), value=lambda: "### " + t("kb.browse"))
+
+    def topic_options():
+        return [(t("kb.all"), "")] + [(topic_name(coach, tp.id), tp.id) for tp in coach.kb.bank.topics.values()]
+
+    def level_options():
+        return [(t("kb.all"), "")] + [(difficulty_name(d), str(d)) for d in (1, 2, 3)]
+
     with gr.Row():
-        topic = gr.Dropdown([(t("kb.all"), "")] + [(tp.zh, tp.id) for tp in coach.kb.bank.topics.values()],
-                            value="", label=t("kb.browse_topic"), scale=1, elem_id="bank-topic")
-        level = gr.Radio([(t("kb.all"), "")] + [(difficulty_name(d), str(d)) for d in (1, 2, 3)], value="",
-                         label=t("kb.browse_difficulty"), scale=1, elem_id="bank-level")
+        topic = gr.Dropdown(topic_options(), value="", label=t("kb.browse_topic"), scale=1, elem_id="bank-topic")
+        level = gr.Radio(level_options(), value="", label=t("kb.browse_difficulty"), scale=1, elem_id="bank-level")
         query = gr.Textbox(label=t("kb.browse_search"), placeholder=t("kb.browse_search_placeholder"), scale=2,
                            elem_id="bank-search")
     with gr.Row():
@@ -147,19 +196,26 @@ def browse_bank(coach: Coach) -> None:
                             interactive=False, max_height=360, column_widths=["58%", "12%", "8%", "22%"],
                             scale=3, elem_id="bank-table")
         detail = gr.Markdown(t("kb.pick_item"), elem_id="bank-detail")
+    texts.add(topic, label="kb.browse_topic", choices=topic_options)
+    texts.add(level, label="kb.browse_difficulty", choices=level_options)
+    texts.add(query, label="kb.browse_search", placeholder="kb.browse_search_placeholder")
+    texts.default(detail, "kb.pick_item")
 
-    def filtered(topic_id, difficulty, text):
-        try:
-            return bank_rows(coach, topic_id, difficulty, text)
-        except CoachError as exc:
-            warn(exc)
-            return gr.skip()
+    def filtered(topic_id, difficulty, text, page_lang: str = "zh"):
+        with use_language(page_lang):
+            try:
+                return bank_table(bank_rows(coach, topic_id, difficulty, text))
+            except CoachError as exc:
+                warn(exc)
+                return gr.skip()
 
-    def show(evt: gr.SelectData):
+    def show(page_lang: str, evt: gr.SelectData):
         row = getattr(evt, "row_value", None) or []
-        return item_markdown(coach, row[-1]) if row and row[-1] in coach.kb.bank.items else gr.skip()
+        with use_language(page_lang):
+            return item_markdown(coach, row[-1]) if row and row[-1] in coach.kb.bank.items else gr.skip()
 
-    gr.on([topic.change, level.change, query.submit], filtered, [topic, level, query], rows,
+    gr.on([topic.change, level.change, query.submit], filtered, [topic, level, query, lang], rows,
           api_visibility="private", show_progress="hidden")
-    rows.select(show, None, detail, api_visibility="private", show_progress="hidden")
+    texts.refresh(filtered, [topic, level, query], [rows])
+    rows.select(show, lang, detail, api_visibility="private", show_progress="hidden")
 

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from ..errors import CoachError
 from ..service import Coach
 from ..strings import difficulty_name, message_for, t
+from .common import bank_question, english, topic_name
 
 
 def source_label(source) -> str:
@@ -71,24 +72,33 @@ def _link_text(link: re.Match) -> str:
 
 
 def offline_note_shown(messages: list[dict]) -> bool:
-    """Has an answer in this conversation already said that no model is configured?"""
+    """Has an answer in this conversation already said that no model is configured (in either language)?"""
     from ..chat import strings as chat_strings
 
-    note = chat_strings()["offline_note"]
-    return any(isinstance(m, dict) and m.get("role") == "assistant" and note in str(m.get("content"))
+    notes = (chat_strings()["offline_note"], t("chat.engine.offline_note", lang="en"))
+    return any(isinstance(m, dict) and m.get("role") == "assistant" and any(n in str(m.get("content")) for n in notes)
                for m in messages)
 
 
 
-def chat_messages(question: str, answer, final: bool, note: bool = True) -> list[dict]:
+def chat_messages(question: str, answer, final: bool, note: bool = True, english: bool = False,
+                  bank: dict | None = None) -> list[dict]:
     """One chat turn as Chatbot messages; the sources become a collapsed block once the answer is complete.
 
     ``note``: keep the "no model configured" line (the first answer of a conversation has it, the
-    others need not repeat it). Related questions ("可能相关") become links that ask them."""
+    others need not repeat it). Related questions ("可能相关") become links that ask them.
+    ``english``: for an English reader (an English question, or the English page): a bank item's
+    question in English (``bank``: the bank's items), the answer's own headings in English, and one
+    line saying that the reference answer is in Chinese."""
     text = escape_html(answer.text)
     if not note:
         text = _without_offline_note(text)
-    text = _related_links(text, answer.sources)
+    lead = _lead_item(answer, bank)
+    if english:
+        text = _in_english(text, lead)
+    text = _related_links(text, answer.sources, bank if english else None)
+    if english and final and lead is not None:
+        text += "\n\n" + t("reference_note", lang="en")
     if answer.query != answer.question:
         text = t("chat.rewritten", query=answer.query) + "\n\n" + text
     turn = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
@@ -96,6 +106,36 @@ def chat_messages(question: str, answer, final: bool, note: bool = True) -> list
         turn.append({"role": "assistant", "content": sources_markdown(answer.sources),
                      "metadata": {"title": t("chat.sources_title", n=len(answer.sources)), "status": "done"}})
     return turn
+
+
+
+def _lead_item(answer, bank: dict | None):
+    """The bank item an answer is about (its first source answers it), or None."""
+    first = answer.sources[0] if answer.grounded and answer.sources else None
+    if not bank or first is None or first.kind != "bank" or first.role != "answer":
+        return None
+    return bank.get(first.item_id)
+
+
+
+def _in_english(text: str, lead) -> str:
+    """An offline answer's own words (``resources/chat.yaml``) in English, and its bank question as
+    the bank's English question; the reference answer itself stays as it is (Chinese)."""
+    from ..chat import strings as chat_strings
+
+    zh, en = chat_strings(), t("chat.engine", lang="en")
+    if lead is not None and lead.question_en:
+        heading = escape_html(f"**{lead.question}** [1]")
+        if text.startswith(heading):
+            text = escape_html(f"**{lead.question_en}** [1]") + text[len(heading):]
+    for key in ("not_found", "no_answer", "offline_note"):
+        text = text.replace(escape_html(zh[key]), escape_html(en[key]))
+    for key in ("key_points", "related", "from_docs", "also_bank"):
+        text = text.replace(f"**{zh[key]}**", f"**{en[key]}**")
+    text = text.replace(f" · {zh['relevance']} ", f" · {en['relevance']} ")
+    prefix, _, suffix = escape_html(zh["from_your_docs"]).partition("{source}")
+    en_prefix, _, en_suffix = escape_html(en["from_your_docs"]).partition("{source}")
+    return re.sub(re.escape(prefix) + r"(.+?)" + re.escape(suffix), lambda m: en_prefix + m.group(1) + en_suffix, text)
 
 
 
@@ -113,8 +153,9 @@ def _without_offline_note(text: str) -> str:
 
 
 
-def _related_links(text: str, sources) -> str:
-    """"- 题目 · 相关度 0.41 [3]" lines of related sources with the question as a link that asks it."""
+def _related_links(text: str, sources, bank: dict | None = None) -> str:
+    """"- 题目 · 相关度 0.41 [3]" lines of related sources with the question as a link that asks it
+    (``bank``: the bank's items, to show and ask a bank question in English)."""
     related = {s.n: s for s in sources if s.role == "related" and s.title.strip()}
     if not related:
         return text
@@ -125,7 +166,9 @@ def _related_links(text: str, sources) -> str:
         title = escape_html(" ".join(source.title.split())) if source else ""
         if not title or not match.group(1).startswith(title):
             return match.group(0)
-        label = re.sub(r"([\\\[\]])", r"\\\1", title)
+        item = bank.get(source.item_id) if bank and source.kind == "bank" else None
+        shown = escape_html(" ".join(item.question_en.split())) if item is not None and item.question_en else title
+        label = re.sub(r"([\\\[\]])", r"\\\1", shown)
         return f'- [{label}]({ASK_LINK} "{tip}"){match.group(1)[len(title):]} [{match.group(2)}]'
 
     return re.sub(r"^- (.+) \[(\d+)\]$", link, text, flags=re.M)
@@ -147,10 +190,17 @@ def point_source(source: str) -> str:
 
 
 
-def score_markdown(grade) -> str:
+def graded_question(grade, bank: dict | None = None) -> str:
+    """The graded question as the page shows it: a bank item's in the page's language."""
+    item = bank.get(grade.item_id) if bank and grade.basis == "bank" and grade.item_id else None
+    return bank_question(item) if item is not None else grade.question
+
+
+
+def score_markdown(grade, bank: dict | None = None) -> str:
     head = (t("grade.no_score_line", verdict=grade.verdict) if grade.score is None
             else t("grade.score_line", score=f"{grade.score:.1f}", verdict=grade.verdict))
-    return head + "\n\n" + t("grade.question_line", question=grade.question, basis=basis_text(grade))
+    return head + "\n\n" + t("grade.question_line", question=graded_question(grade, bank), basis=basis_text(grade))
 
 
 
@@ -177,6 +227,8 @@ def grade_details_markdown(grade, model_answer: bool = True) -> str:
         parts.append(f"_{grade.llm_note}_")
     if model_answer and grade.model_answer:
         parts.append(t("grade.model_answer") + "\n\n" + grade.model_answer.strip())
+        if english() and grade.basis == "bank":  # the English page: the bank's answers are Chinese
+            parts.append(t("reference_note"))
     return "\n\n".join(parts)
 
 
@@ -251,12 +303,20 @@ def report_markdown(report) -> str:
 
 
 
+def asked_text(coach: Coach, question) -> str:
+    """An interview question as the page shows it: a bank item's in the page's language
+    (follow-ups and questions from the user's documents as they are)."""
+    item = None if question.is_follow_up or not question.item_id else coach.kb.bank.items.get(question.item_id)
+    return bank_question(item) if item is not None else question.text
+
+
+
 def question_markdown(coach: Coach, question, view: dict) -> str:
-    topic = coach.topic_name(question.topic)
+    topic = topic_name(coach, question.topic)
     if question.is_follow_up:
         return t("interview.follow_up_header", topic=topic, question=question.text)
     return t("interview.question_header", n=view["main"], total=view["total"], topic=topic,
-             difficulty=difficulty_name(question.difficulty), question=question.text)
+             difficulty=difficulty_name(question.difficulty), question=asked_text(coach, question))
 
 
 
@@ -271,12 +331,13 @@ def countdown_markdown(view: dict, now: float | None = None) -> str:
 
 
 
-def turn_markdown(result) -> str:
+def turn_markdown(result, coach: Coach | None = None) -> str:
     grade = result.grade
     head = (t("grade.no_score_line", verdict=grade.verdict) if grade.score is None
             else t("grade.score_line", score=f"{grade.score:.1f}", verdict=grade.verdict))
     note = "\n\n" + t("interview.countdown_over") if result.timed_out else ""
-    asked = t("interview.last_grade", question=" ".join(result.question.text.split()))
+    text = asked_text(coach, result.question) if coach is not None else result.question.text
+    asked = t("interview.last_grade", question=" ".join(text.split()))
     return f"{asked}\n\n{head}{note}\n\n{grade_details_markdown(grade)}"
 
 
