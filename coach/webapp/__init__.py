@@ -79,8 +79,10 @@ footer { opacity: 0.6; }
 /* ---- header and tab bar ---- */
 @media (max-width: 640px) {  /* phone: a one-line title, and all five tabs in the bar (they wrap, never "•••") */
   .coach-header { padding-top: 0 !important; padding-bottom: 0 !important; }
-  .coach-header h1 { font-size: 1.2rem; line-height: 1.3; margin: 0 0 0.15rem 0; }
-  .coach-header p { font-size: 0.75rem; line-height: 1.35; margin: 0; }
+  .coach-header h1 { font-size: 1.05rem; line-height: 1.3; margin: 0; }
+  .coach-header p { display: none; }  /* the counts line: the knowledge tab lists the same */
+  #coach-top { flex-wrap: nowrap; align-items: center; gap: 6px; }
+  #coach-lang label { padding: 2px 5px; }
   #coach-tabs > .tab-wrapper [role=tablist] { flex-wrap: wrap; row-gap: 2px; }
   #coach-tabs > .tab-wrapper [role=tablist] button { font-size: 0.8rem; padding: 0.3rem 0.4rem; }
 }
