@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from coach.webapp import Coach, serve
-from tests.conftest import free_port, small_coach
+from tests.conftest import served
 
-__all__ = ["CHROMIUM", "WAIT_MS", "Page", "ask", "browser", "coach", "expect", "open_tab", "page", "phone", "upload",
+__all__ = ["CHROMIUM", "WAIT_MS", "Page", "ask", "browser", "expect", "open_tab", "page", "phone", "upload",
            "url"]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -24,15 +23,9 @@ WAIT_MS = 20_000
 
 
 @pytest.fixture(scope="module")
-def coach(tmp_path_factory) -> Coach:
-    return small_coach(tmp_path_factory.mktemp("webapp-browser"))
-
-
-@pytest.fixture(scope="module")
 def url(coach):
-    app, local_url = serve(port=free_port(), coach=coach, prevent_thread_lock=True, quiet=True)
-    yield local_url
-    app.close()
+    with served(coach) as (_, local_url):
+        yield local_url
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def served(coach, **options):
+    """The web app over ``coach`` on a free loopback port, closed afterwards: ``(app, url)``."""
+    from coach.webapp import serve
+
+    app, url = serve(port=free_port(), coach=coach, prevent_thread_lock=True, quiet=True, **options)
+    try:
+        yield app, url
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def coach(tmp_path_factory):
+    """One set of models and one index per test module (the small corpus), as `coach serve` loads them."""
+    return small_coach(tmp_path_factory.mktemp("webapp"))
 
 
 def small_coach(root: Path):

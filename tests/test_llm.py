@@ -279,14 +279,11 @@ def test_model_output_is_shown_as_markdown_with_html_escaped():
 def test_the_web_api_answers_and_grades_through_the_endpoint(fake, tmp_path, monkeypatch):
     from gradio_client import Client
 
-    from coach.webapp import serve
-    from tests.conftest import free_port, small_coach
+    from tests.conftest import served, small_coach
 
     monkeypatch.setenv("COACH_LLM_URL", fake.url)
     monkeypatch.setenv("COACH_LLM_API_KEY", KEY)
-    coach = small_coach(tmp_path)
-    app, url = serve(port=free_port(), coach=coach, prevent_thread_lock=True, quiet=True)
-    try:
+    with served(small_coach(tmp_path)) as (_, url):
         client = Client(url, verbose=False)
         fake.replies = ["模型:γ和β恢复表达能力 [1]"]
         text, info = client.predict("那LN呢?", "BN层为什么要加γ和β?",
@@ -301,5 +298,3 @@ def test_the_web_api_answers_and_grades_through_the_endpoint(fake, tmp_path, mon
         fake.mode = "error"
         text, info = client.predict("BN层为什么要加γ和β?", api_name="/ask")
         assert info["model"] == "offline" and "大模型暂时不可用" in info["llm_note"] and KEY not in text
-    finally:
-        app.close()

@@ -10,22 +10,15 @@ from gradio_client.exceptions import AppError
 
 from coach.errors import InputError
 from coach.limits import MAX_UPLOAD_MB
-from coach.webapp import ApiInterviews, Coach, countdown_markdown, highlighted_answer, message_for, parse_auth, serve
+from coach.webapp import ApiInterviews, countdown_markdown, highlighted_answer, message_for, parse_auth, serve
 
-from tests.conftest import free_port, small_coach
-
-
-@pytest.fixture(scope="module")
-def coach(tmp_path_factory) -> Coach:
-    """One set of models and one index for the module (the small corpus), as `coach serve` loads them."""
-    return small_coach(tmp_path_factory.mktemp("webapp-api"))
+from tests.conftest import free_port, served
 
 
 @pytest.fixture(scope="module")
 def server(coach):
-    app, url = serve(port=free_port(), coach=coach, prevent_thread_lock=True, quiet=True)
-    yield app, url
-    app.close()
+    with served(coach) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
