@@ -239,7 +239,8 @@ def compose_offline(hits: list[Hit], kb, note: bool = True) -> str:
     if lead.kind == "bank":
         item = kb.bank.items[lead.item_id]
         parts.append(f"**{item.question}** [1]\n\n{item.answer.strip()}")
-        extra = [kp.point for kp in item.key_points if not _made_in(kp, item.answer, kb.bank.glossary)]
+        concepts = set(kb.bank.glossary.concepts_in(item.answer))  # once per answer, not once per point
+        extra = [kp.point for kp in item.key_points if not _made_in(kp, item.answer, kb.bank.glossary, concepts)]
         if extra:
             parts.append(f"**{s['key_points']}**\n" + "\n".join(f"- {point}" for point in extra))
     else:
@@ -268,11 +269,11 @@ def compose_abstention(related: list[Hit]) -> str:
     return f"{s['no_answer']}\n\n**{s['related']}**\n{lines}"
 
 
-def _made_in(key_point, answer: str, glossary) -> bool:
+def _made_in(key_point, answer: str, glossary, concepts: set[str]) -> bool:
     """Does ``answer`` already make ``key_point``? Yes when it mentions every one of the point's
     term groups (the grader's own test of a point), or when at least half of the point's
-    character pairs occur in it (the same point in other words than the terms list)."""
-    concepts = set(glossary.concepts_in(answer))
+    character pairs occur in it (the same point in other words than the terms list). ``concepts``:
+    the glossary concepts ``answer`` names."""
     if key_point.terms and all(any(glossary.mentions(t, answer, concepts) for t in group)
                                for group in key_point.terms):
         return True

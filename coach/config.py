@@ -29,7 +29,8 @@ def _path(var: str, default: Path) -> Path:
     return Path(value).expanduser() if value else default
 
 
-def _flag(var: str) -> bool:
+def env_flag(var: str) -> bool:
+    """An on/off environment variable: 1, true, yes or on."""
     return os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -75,8 +76,8 @@ class Settings:
             llm_model=os.environ.get("COACH_LLM_MODEL", "").strip(),
             llm_api_key=os.environ.get("COACH_LLM_API_KEY", "").strip(),
             llm_timeout=_seconds(os.environ.get("COACH_LLM_TIMEOUT", ""), 30.0),
-            llm_judge=_flag("COACH_LLM_JUDGE"),
-            llm_unsourced=_flag("COACH_LLM_UNSOURCED"),
+            llm_judge=env_flag("COACH_LLM_JUDGE"),
+            llm_unsourced=env_flag("COACH_LLM_UNSOURCED"),
         )
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         for key in ("corpus_dir", "index_dir", "home"):

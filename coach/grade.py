@@ -177,7 +177,6 @@ class Grader:
         endpoint leaves the offline grade as it is, with one line saying why."""
         if self.llm is None or grade.score is None:
             return grade
-        from .chat import strings
         from .llm import LLMUnavailable, judge, rewrite_feedback
 
         try:
@@ -186,7 +185,7 @@ class Grader:
                 points = [p.point for p in grade.covered + grade.missing]
                 grade.second_opinion = judge(self.llm, grade.question, answer, points, grade.model_answer)
         except LLMUnavailable as exc:
-            grade.llm_note = strings()["llm_failed_grade"].format(reason=exc)
+            grade.llm_note = feedback_text()["llm_failed"].format(reason=exc)
         return grade
 
     def grade_reference(self, ref: "Reference", answer: str) -> Grade:

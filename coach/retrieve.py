@@ -25,6 +25,7 @@ candidates when the user configures one.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -137,11 +138,21 @@ def analyse(unit: Unit, glossary: Glossary) -> dict:
     content terms of each phrasing. Saved with the unit (``Unit.terms``) when it is written, so
     loading an index does not run jieba and the glossary over every unit again (about 5 s for
     the bank); valid for the glossary the generation was built with (the manifest's digest)."""
-    add_words(glossary.names)
+    _teach(glossary)
     return {"v": TERMS_VERSION,
             "q": unit_tokens(unit.qtexts, glossary) if unit.qtexts else [],
             "b": unit_tokens([unit.text], glossary),
             "p": [sorted(rel.content_terms(q, glossary)) for q in unit.qtexts]}
+
+
+_TAUGHT: "weakref.WeakSet[Glossary]" = weakref.WeakSet()
+
+
+def _teach(glossary: Glossary) -> None:
+    """Teach jieba the glossary's names once per glossary (it takes about 25 ms, too much per unit)."""
+    if glossary not in _TAUGHT:
+        add_words(glossary.names)  # jieba keeps "批归一化" whole only once it knows the word
+        _TAUGHT.add(glossary)
 
 
 def _analysed(unit: Unit, glossary: Glossary) -> dict:
@@ -179,7 +190,7 @@ class Retriever:
                  model: rel.RelevanceModel | None = None):
         self.data, self.embedder, self.glossary, self.reranker = data, embedder, glossary, reranker
         self.model = model or rel.default_model()
-        add_words(glossary.names)  # jieba keeps "批归一化" whole only once it knows the word
+        _teach(glossary)
         units = data.units
         analysed = [_analysed(u, glossary) for u in units]
         self.bm25_q = _Field([a["q"] for a in analysed])

@@ -78,6 +78,7 @@ class Coach:
         self.ingest_worker = IngestWorker(self.settings)
         self.documents_dir = self.settings.home / "documents"
         self.reports_dir = self.settings.home / "web-reports"  # the CLI writes to reports/, never served
+        self._report_dirs: dict[str, Path] = {}  # session id -> its (random) report folder
         self.kb.search("BN", k=1)  # warm the query path (never the LLM) so the first user does not wait
         log(f"coach: ready in {time.monotonic() - started:.1f}s: {len(self.kb.bank.items)} questions, "
             f"{len(self.kb.sources())} documents")
@@ -209,7 +210,8 @@ class Coach:
         """The report as Markdown and PDF, named for the candidate (``面试报告-2026-12-02-1430-normalization``),
         each in a folder whose name is random: the files are served to this browser tab, and another user
         cannot guess where they are. Nothing in either name comes from what a user typed."""
-        folder = self.reports_dir / secrets.token_urlsafe(12)
+        # one folder per session in this process: opening the same report again rewrites it, not a copy
+        folder = self._report_dirs.setdefault(report.session_id, self.reports_dir / secrets.token_urlsafe(12))
         return report.save(folder), report.save(folder, ".pdf")
 
     def _session(self, session_id: str):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import _flag
+from ..config import env_flag
 from ..errors import CoachError
 from ..limits import MAX_UPLOAD_MB, check_query
 from ..service import Coach
@@ -70,7 +70,7 @@ REBUILD_ENV = "COACH_WEB_REBUILD"  # 1/true/yes/on: show 「重建索引」 (an 
 
 
 def rebuild_enabled() -> bool:
-    return _flag(REBUILD_ENV)
+    return env_flag(REBUILD_ENV)
 
 
 
