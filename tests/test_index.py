@@ -252,3 +252,32 @@ def test_the_default_embedder_needs_neither_torch_nor_sentence_transformers(smal
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["bank", "[]"]
+
+
+def test_the_live_generation_is_seen_again_after_a_writer_replaces_current(tmp_path):
+    # current() caches CURRENT by its stat signature; a writer's os.replace must still be seen at once
+    (tmp_path / "CURRENT").write_text("gen-000001\n", encoding="utf-8")
+    assert store.current(tmp_path) == "gen-000001"
+    tmp = tmp_path / "CURRENT.tmp"
+    tmp.write_text("gen-000002\n", encoding="utf-8")
+    os.replace(tmp, tmp_path / "CURRENT")
+    assert store.current(tmp_path) == "gen-000002"
+    (tmp_path / "CURRENT").unlink()
+    assert store.current(tmp_path) is None
+
+
+def test_a_loaded_index_needs_no_text_analysis_of_its_units(small_kb, small_settings, monkeypatch):
+    # the body terms are saved with each unit, so a fresh process runs jieba on no unit, not lazily per query
+    from coach import relevance
+    from coach.retrieve import analyse
+
+    small_kb.data  # noqa: B018 - builds the index
+    calls = []
+    real = relevance.content_terms
+    monkeypatch.setattr(relevance, "content_terms", lambda text, glossary: calls.append(text) or real(text, glossary))
+    fresh = KnowledgeBase(small_settings)
+    for hit in fresh.lookup("BN层为什么要加γ和β?").bank:
+        assert hit.features
+    unit_texts = {u.text for u in fresh.data.units}
+    assert not [t for t in calls if t in unit_texts]
+    assert all(u.terms["bt"] == analyse(u, fresh.bank.glossary)["bt"] for u in fresh.data.units[:5])
