@@ -831,6 +831,112 @@ def _show_grade(console, result, text: dict) -> None:
                       style="magenta", markup=False)
 
 
+# ---- accounts -----------------------------------------------------------------
+PASSWORD_STDIN = click.option("--password-stdin", is_flag=True,
+                              help="Read the password as one line from stdin (for scripts) instead of prompting.")
+
+
+@cli.group("users")
+def users_group():
+    """Accounts for the web app: a users file of names and password hashes (see docs/deploy.md)."""
+
+
+def _users():
+    from .accounts import Users, users_path
+
+    return Users.load(users_path(Settings.from_env()))
+
+
+def _read_password(password_stdin: bool) -> str:
+    """A new password: one line of stdin, or typed twice at a hidden prompt (re-asked until valid)."""
+    from .accounts import MAX_PASSWORD_CHARS, check_password
+    from .errors import InputError
+
+    if password_stdin:
+        limit = 4 * MAX_PASSWORD_CHARS + 2
+        line = click.get_binary_stream("stdin").readline(limit + 1)
+        if len(line) > limit:
+            raise InputError(f"The password on stdin is too long; use at most {MAX_PASSWORD_CHARS} characters.")
+        if not line.strip(b"\r\n"):
+            raise InputError("No password on stdin; pipe one line holding the password.")
+        try:
+            return check_password(line.decode("utf-8-sig").rstrip("\r\n"))
+        except UnicodeDecodeError:
+            raise InputError("The password on stdin is not UTF-8; send it as UTF-8 text.") from None
+
+    def checked(value: str) -> str:
+        try:
+            return check_password(value)
+        except InputError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password", value_proc=checked)
+
+
+@users_group.command("add")
+@click.argument("name")
+@PASSWORD_STDIN
+def users_add(name, password_stdin):
+    """Add a user called NAME, asking for their password twice.
+
+    A name has 1 to 64 letters (any script), digits and _ . @ - characters; a password 8 to 1024 characters."""
+    from .accounts import check_name
+    from .errors import InputError
+
+    users, name = _users(), check_name(name)
+    if name in users:  # before asking for a password; checked again under the lock
+        raise InputError(f"There is already a user named {name}; choose another name or change "
+                         f"their password with `coach users passwd {name}`.")
+    name = users.add(name, _read_password(password_stdin))
+    click.echo(f"Added user {name}.")
+
+
+@users_group.command("passwd")
+@click.argument("name")
+@PASSWORD_STDIN
+def users_passwd(name, password_stdin):
+    """Give the user NAME a new password."""
+    from .accounts import check_name
+    from .errors import InputError
+
+    users, name = _users(), check_name(name)
+    if name not in users:
+        raise InputError(f"There is no user named {name}; `coach users list` shows the users.")
+    users.set_password(name, _read_password(password_stdin))
+    click.echo(f"Changed the password of {name}.")
+
+
+@users_group.command("remove")
+@click.argument("name")
+def users_remove(name):
+    """Remove the user NAME (their history and documents are kept)."""
+    from .accounts import Users, check_name, user_key, users_path
+
+    settings = Settings.from_env()
+    name = check_name(name)
+    Users.load(users_path(settings)).remove(name)
+    click.echo(f"Removed user {name}. Their history and documents stay in "
+               f"{settings.home / 'users' / user_key(name)} until you delete it.")
+
+
+@users_group.command("list")
+def users_list():
+    """The users and when each was added (never their password hashes)."""
+    from datetime import datetime, timezone
+
+    users = _users().info()
+    if not users:
+        click.echo("No users: the app runs without a login.")
+    for user in users:
+        try:
+            when = datetime.fromisoformat(user["created"])
+            when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+            created = when.strftime("%Y-%m-%d %H:%M UTC")
+        except ValueError:
+            created = user["created"]
+        click.echo(f"{user['name']}  added {created}")
+
+
 # ---- web app ------------------------------------------------------------------
 @cli.command()
 @INDEX_DIR
