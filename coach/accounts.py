@@ -344,3 +344,62 @@ def _write(path: Path, users: dict[str, dict]) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+# ---- the same accounts in PostgreSQL -------------------------------------------------------
+def open_users(settings) -> Users:
+    """The accounts of this deployment: the users file, or the ``users`` table when
+    ``COACH_DATABASE_URL`` is set (so every replica and `coach users` see the same ones)."""
+    url = getattr(settings, "database_url", "")
+    return DatabaseUsers(url) if url else Users.load(users_path(settings))
+
+
+class DatabaseUsers(Users):
+    """``Users`` kept in PostgreSQL (``history.pg004_users``): same names, hashes and checks.
+    Reads are cached for a second (every request asks whether there are users); ``verify``
+    always reads the row; a change is one transaction under an advisory lock."""
+
+    RECHECK_S = 1.0
+
+    def __init__(self, url: str):
+        super().__init__(Path("users"), {}, None)
+        self.url = url
+        self._read_at = None
+        self.refresh(force=True)
+
+    def _history(self):
+        from .history import History
+
+        return History(self.url)
+
+    def refresh(self, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if not force and self._read_at is not None and now - self._read_at < self.RECHECK_S:
+            return
+        with self._history() as history:
+            self._users = _rows(history.db)
+        self._read_at = now
+
+    @contextmanager
+    def _changing(self):
+        from .history import _lock_key
+
+        with self._history() as history, history._write() as db:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key("users"),))
+            users = _rows(db)
+            before = {name: dict(entry) for name, entry in users.items()}
+            yield users
+            for name in before.keys() - users.keys():
+                db.execute("DELETE FROM users WHERE name = ?", (name,))
+            for name, entry in users.items():
+                if before.get(name) != entry:
+                    db.execute("INSERT INTO users (name, password, created) VALUES (?, ?, ?) ON CONFLICT (name) "
+                               "DO UPDATE SET password = excluded.password", (name, entry["password"], entry["created"]))
+        self._users, self._read_at = users, None
+
+
+def _rows(db) -> dict[str, dict]:
+    return {r["name"]: {"name": r["name"], "password": r["password"], "created": r["created"]}
+            for r in db.execute("SELECT name, password, created FROM users ORDER BY name").fetchall()}

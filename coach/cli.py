@@ -232,15 +232,35 @@ WORKER_MEMORY = 6 * 2**30  # bytes of address space an ingest worker may use
 
 @cli.command("ingest-worker", hidden=True)
 def ingest_worker():
-    """The web app's upload worker: one JSON job a line on stdin ({"paths": [...], "replace": bool});
-    progress lines and one result line ({"added", "replaced", "unchanged", "errors"} or {"error"}) on stdout."""
+    """The web app's upload worker: one JSON job a line on stdin ({"paths": [...], "replace": bool,
+    "user": key or absent}); progress lines and one result line ({"added", "replaced", "unchanged",
+    "errors"} or {"error"}) on stdout. With "user" (``accounts.user_key``, 24 hex digits) the files go
+    to that user's own document index, beside the shared one."""
+    import re
+    from dataclasses import replace as changed
+
+    from .knowledge import KnowledgeBase, user_knowledge
+
     _lower_priority()
-    kb = knowledge(None, lambda stage, done, total: _emit({"stage": stage, "done": done, "total": total}))
+    progress = lambda stage, done, total: _emit({"stage": stage, "done": done, "total": total})  # noqa: E731
+    kb = knowledge(None, progress)
     kb.embedder  # noqa: B018 - loaded once, before the first job
+    users: dict[str, KnowledgeBase] = {}
     for line in sys.stdin:
         try:
             job = json.loads(line)
-            result = kb.ingest([Path(p) for p in job["paths"]], replace=bool(job.get("replace")))
+            target = kb
+            key = job.get("user")
+            if key is not None:
+                if not (isinstance(key, str) and re.fullmatch(r"[0-9a-f]{24}", key)):
+                    raise ValueError("bad user key")
+                if key not in users:
+                    home = kb.settings.home / "users" / key
+                    users.clear() if len(users) > 64 else None
+                    users[key] = user_knowledge(changed(kb.settings, home=home, index_dir=home / "index", user=key),
+                                                progress, kb)
+                target = users[key]
+            result = target.ingest([Path(p) for p in job["paths"]], replace=bool(job.get("replace")))
         except CoachError as exc:
             _emit({"error": str(exc)})
             continue
@@ -842,9 +862,9 @@ def users_group():
 
 
 def _users():
-    from .accounts import Users, users_path
+    from .accounts import open_users
 
-    return Users.load(users_path(Settings.from_env()))
+    return open_users(Settings.from_env())  # the users file, or the database's users table
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -910,11 +930,11 @@ def users_passwd(name, password_stdin):
 @click.argument("name")
 def users_remove(name):
     """Remove the user NAME (their history and documents are kept)."""
-    from .accounts import Users, check_name, user_key, users_path
+    from .accounts import check_name, open_users, user_key
 
     settings = Settings.from_env()
     name = check_name(name)
-    Users.load(users_path(settings)).remove(name)
+    open_users(settings).remove(name)
     click.echo(f"Removed user {name}. Their history and documents stay in "
                f"{settings.home / 'users' / user_key(name)} until you delete it.")
 
@@ -945,14 +965,27 @@ def users_list():
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--auth", envvar="COACH_AUTH", metavar="USER:PASS", help="Require this login (or set COACH_AUTH).")
 @click.option("--share", is_flag=True, help="Also open a public gradio.live link (off by default).")
-def serve(index_dir, host, port, auth, share):
-    """Open the browser app: chat, mock interview, grading, knowledge base, progress."""
+@click.option("--trusted-header", envvar="COACH_TRUSTED_HEADER", metavar="NAME",
+              help="Take the user name from this request header set by your reverse proxy (e.g. X-Forwarded-User); "
+                   "only when the proxy is the sole way in (or set COACH_TRUSTED_HEADER).")
+def serve(index_dir, host, port, auth, share, trusted_header):
+    """Open the browser app: chat, mock interview, grading, knowledge base, progress.
+
+    With users in the users file (`coach users add`), each signs in and has their own history,
+    reports and documents; without, the app is one person's and needs no login."""
+    from .accounts import open_users
     from .webapp import serve as serve_app
 
-    if host not in ("127.0.0.1", "localhost", "::1") and not auth:
-        click.secho(f"warning: listening on {host} without --auth; anyone who can reach it can use the app.",
+    settings = Settings.from_env(index_dir=index_dir)
+    accounts = open_users(settings)
+    if host not in ("127.0.0.1", "localhost", "::1") and not (auth or len(accounts) or trusted_header):
+        click.secho(f"warning: listening on {host} without accounts or --auth; anyone who can reach it can use the app.",
                     fg="yellow", err=True)
-    serve_app(host=host, port=port, auth=auth or "", share=share, settings=Settings.from_env(index_dir=index_dir))
+    if trusted_header and host not in ("127.0.0.1", "localhost", "::1"):
+        click.secho(f"warning: --trusted-header on {host}: anyone who reaches this port directly can claim any user; "
+                    "bind to 127.0.0.1 behind the proxy.", fg="yellow", err=True)
+    serve_app(host=host, port=port, auth=auth or "", share=share, settings=settings, accounts=accounts,
+              trusted_header=trusted_header)
 
 
 def main():

@@ -63,6 +63,8 @@ class Settings:
     llm_timeout: float = 30.0  # seconds for one request; past it the offline answer is given
     llm_judge: bool = False  # ask the model for a second-opinion score beside the offline one
     llm_unsourced: bool = False  # let the model answer from its own knowledge when nothing in the knowledge base does
+    database_url: str = field(default="", repr=False)  # postgresql://...: history and users' documents there
+    user: str = ""  # whose space this is (accounts.user_key); "" without accounts
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -78,6 +80,7 @@ class Settings:
             llm_timeout=_seconds(os.environ.get("COACH_LLM_TIMEOUT", ""), 30.0),
             llm_judge=env_flag("COACH_LLM_JUDGE"),
             llm_unsourced=env_flag("COACH_LLM_UNSOURCED"),
+            database_url=os.environ.get("COACH_DATABASE_URL", "").strip(),
         )
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         for key in ("corpus_dir", "index_dir", "home"):

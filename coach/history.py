@@ -20,6 +20,14 @@ Design:
   give the same due dates. Everything that schedules or asks what is due
   takes ``now``, so tests pass time in instead of sleeping.
 
+Two backends behind the one class: the SQLite file (the default, one per person) and
+PostgreSQL when ``COACH_DATABASE_URL`` names one (several replicas, one database). The SQL
+is shared (``?`` placeholders, rewritten for psycopg); each backend has its own numbered
+migrations. Every row carries ``user_key`` (``accounts.user_key``; empty without accounts)
+and every query is filtered by it, so in one database each person sees only their own
+sessions, tokens and cards. PostgreSQL write transactions take an advisory lock per user,
+the equivalent of SQLite's write lock on that user's file.
+
 Compromises: FSRS is driven by the grade mapped to four ratings rather than a
 self-rating; a card's due date is kept in its own column next to the card JSON
 so "what is due" is an indexed query (both are written by the same statement).
@@ -133,7 +141,129 @@ def m003_api_tokens(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX api_tokens_client ON api_tokens(client, last_used)")
 
 
-MIGRATIONS = [m001_create_tables, m002_create_indexes, m003_api_tokens]
+def m004_user_keys(db: sqlite3.Connection) -> None:
+    """Each row names its user (``accounts.user_key``; "" without accounts), as in PostgreSQL; a
+    card is now one user's card of an item (the table is rebuilt: SQLite cannot change a primary key)."""
+    db.execute("ALTER TABLE sessions ADD COLUMN user_key TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE api_tokens ADD COLUMN user_key TEXT NOT NULL DEFAULT ''")
+    db.execute("""CREATE TABLE review_cards_new (
+        user_key TEXT NOT NULL DEFAULT '',
+        item_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        card TEXT NOT NULL,
+        due TEXT NOT NULL,
+        last_score REAL,
+        reviews INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_key, item_id)
+    )""")
+    db.execute("""INSERT INTO review_cards_new (item_id, topic, card, due, last_score, reviews, updated_at)
+                  SELECT item_id, topic, card, due, last_score, reviews, updated_at FROM review_cards""")
+    db.execute("DROP TABLE review_cards")
+    db.execute("ALTER TABLE review_cards_new RENAME TO review_cards")
+    db.execute("CREATE INDEX review_cards_due ON review_cards(user_key, due)")
+    db.execute("CREATE INDEX sessions_user ON sessions(user_key, started_at)")
+
+
+MIGRATIONS = [m001_create_tables, m002_create_indexes, m003_api_tokens, m004_user_keys]
+
+
+# PostgreSQL: the same tables as SQLite after m004, in its own numbered migrations
+def pg001_create_tables(db) -> None:
+    db.execute("""CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        user_key TEXT NOT NULL DEFAULT '',
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'finished', 'stopped')),
+        config TEXT NOT NULL,
+        plan TEXT NOT NULL
+    )""")
+    db.execute("""CREATE TABLE turns (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('question', 'follow_up', 'probe')),
+        is_follow_up INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        difficulty INTEGER NOT NULL,
+        question TEXT NOT NULL,
+        point TEXT,
+        asked_at TEXT NOT NULL,
+        answer TEXT,
+        score DOUBLE PRECISION,
+        verdict TEXT,
+        grade TEXT,
+        elapsed DOUBLE PRECISION,
+        timed_out INTEGER NOT NULL DEFAULT 0,
+        answered_at TEXT,
+        PRIMARY KEY (session_id, seq)
+    )""")
+    db.execute("""CREATE TABLE review_cards (
+        user_key TEXT NOT NULL DEFAULT '',
+        item_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        card TEXT NOT NULL,
+        due TEXT NOT NULL,
+        last_score DOUBLE PRECISION,
+        reviews INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_key, item_id)
+    )""")
+    db.execute("""CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        client TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used TEXT NOT NULL,
+        user_key TEXT NOT NULL DEFAULT ''
+    )""")
+
+
+def pg002_create_indexes(db) -> None:
+    db.execute("CREATE INDEX review_cards_due ON review_cards(user_key, due)")
+    db.execute("CREATE INDEX turns_topic ON turns(topic, answered_at)")
+    db.execute("CREATE INDEX sessions_user ON sessions(user_key, started_at)")
+    db.execute("CREATE INDEX api_tokens_client ON api_tokens(user_key, client, last_used)")
+
+
+def pg003_user_documents(db) -> None:
+    """A user's own documents when replicas share the database (``userdocs.py``)."""
+    db.execute("""CREATE TABLE user_documents (
+        user_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (user_key, name)
+    )""")
+    db.execute("""CREATE TABLE user_units (
+        user_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        unit TEXT NOT NULL,         -- the chunk as JSON (index.Unit)
+        vectors BYTEA NOT NULL,     -- its vectors, float32, row after row
+        fields BYTEA NOT NULL,      -- per vector: 0 question, 1 body (int8)
+        PRIMARY KEY (user_key, position),
+        FOREIGN KEY (user_key, name) REFERENCES user_documents (user_key, name) ON DELETE CASCADE
+    )""")
+    db.execute("""CREATE TABLE user_generations (
+        user_key TEXT PRIMARY KEY,
+        generation BIGINT NOT NULL,  -- bumped by every change: replicas reload when it moves
+        embedder TEXT NOT NULL,
+        glossary_digest TEXT NOT NULL
+    )""")
+
+
+def pg004_users(db) -> None:
+    """Accounts, when replicas share the database (``accounts.DatabaseUsers``; else the users file)."""
+    db.execute("""CREATE TABLE users (
+        name TEXT PRIMARY KEY,      -- NFKC-normalized
+        password TEXT NOT NULL,     -- scrypt$n$r$p$salt$hash, never the password
+        created TEXT NOT NULL
+    )""")
+
+
+PG_MIGRATIONS = [pg001_create_tables, pg002_create_indexes, pg003_user_documents, pg004_users]
 
 
 # ---- records -----------------------------------------------------------------------
@@ -238,9 +368,21 @@ class TopicProgress:
 
 # ---- the store -----------------------------------------------------------------------
 class History:
-    """One connection to the history file; use one per thread or process."""
+    """One connection to the history (a SQLite file, or PostgreSQL by URL) for one user; use one
+    per thread or process. ``user``: the user's key (``accounts.user_key``), "" without accounts."""
 
-    def __init__(self, path: Path, timeout: float = BUSY_TIMEOUT_S):
+    def __init__(self, path, timeout: float = BUSY_TIMEOUT_S, user: str = ""):
+        self.user = user
+        if is_database_url(path):
+            self.path, self.dialect = None, "postgresql"
+            self.db = _pg_connect(str(path), timeout)
+            try:
+                self._migrate()
+            except BaseException:
+                self.db.close(broken=True)
+                raise
+            return
+        self.dialect = "sqlite"
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE) below
@@ -263,7 +405,9 @@ class History:
 
     @classmethod
     def open(cls, settings) -> "History":
-        return cls(settings.history_db)
+        """The history of ``settings``' user: PostgreSQL when ``database_url`` is set, else their file."""
+        url = getattr(settings, "database_url", "")
+        return cls(url or settings.history_db, user=getattr(settings, "user", ""))
 
     def close(self) -> None:
         self.db.close()
@@ -274,9 +418,19 @@ class History:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _q(self, sql: str, params=()):
+        """Run one statement on this connection (outside or inside ``_write``)."""
+        return self.db.execute(sql, params)
+
     @contextmanager
     def _write(self):
-        """One write transaction; IMMEDIATE takes the write lock up front so two writers queue, not deadlock."""
+        """One write transaction. SQLite: IMMEDIATE takes the file's write lock up front, so two
+        writers queue, not deadlock. PostgreSQL: an advisory lock per user does the same."""
+        if self.dialect == "postgresql":
+            with self.db.transaction():
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(self.user),))
+                yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -286,18 +440,25 @@ class History:
         self.db.execute("COMMIT")
 
     def _migrate(self) -> None:
-        if set(self.applied_migrations()) >= {m.__name__ for m in MIGRATIONS}:
+        migrations = PG_MIGRATIONS if self.dialect == "postgresql" else MIGRATIONS
+        if set(self.applied_migrations()) >= {m.__name__ for m in migrations}:
             return  # checked without the write lock: most opens have nothing to do
         with self._write() as db:
+            if self.dialect == "postgresql":  # replicas starting together migrate one at a time
+                db.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key("schema migrations"),))
             db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
             applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
-            for migration in MIGRATIONS:
+            for migration in migrations:
                 if migration.__name__ not in applied:
                     migration(db)
                     db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (migration.__name__, iso(utcnow())))
 
     def applied_migrations(self) -> list[str]:
-        exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+        if self.dialect == "postgresql":
+            exists = self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'schema_migrations' "
+                                     "AND table_schema = current_schema()")
+        else:
+            exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
         if exists.fetchone() is None:
             return []
         return [r[0] for r in self.db.execute("SELECT name FROM schema_migrations ORDER BY name")]
@@ -306,12 +467,13 @@ class History:
     def create_session(self, session_id: str, config: dict, plan: dict, first: NewTurn, now: datetime) -> None:
         """The session and its first question, together."""
         with self._write() as db:
-            db.execute("INSERT INTO sessions (id, started_at, config, plan) VALUES (?, ?, ?, ?)",
-                       (session_id, iso(now), json.dumps(config, ensure_ascii=False), json.dumps(plan)))
+            db.execute("INSERT INTO sessions (id, user_key, started_at, config, plan) VALUES (?, ?, ?, ?, ?)",
+                       (session_id, self.user, iso(now), json.dumps(config, ensure_ascii=False), json.dumps(plan)))
             _insert_turn(db, session_id, 1, first, now)
 
     def session(self, session_id: str) -> SessionRecord | None:
-        row = self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        """This user's session by id (another user's is None, as if it did not exist)."""
+        row = self._q("SELECT * FROM sessions WHERE id = ? AND user_key = ?", (session_id, self.user)).fetchone()
         if row is None:
             return None
         return SessionRecord(row["id"], parse_time(row["started_at"]), parse_time(row["finished_at"]), row["status"],
@@ -320,9 +482,10 @@ class History:
     def stop_session(self, session_id: str, now: datetime, status: str = "stopped") -> None:
         """End a session before its last question: the unanswered question is dropped, every answer kept."""
         with self._write() as db:
-            db.execute("DELETE FROM turns WHERE session_id = ? AND answered_at IS NULL", (session_id,))
-            db.execute("UPDATE sessions SET status = ?, finished_at = ? WHERE id = ? AND status = 'active'",
-                       (status, iso(now), session_id))
+            if db.execute("SELECT 1 FROM sessions WHERE id = ? AND user_key = ? AND status = 'active'",
+                          (session_id, self.user)).fetchone() is None:
+                return
+            _stop(db, session_id, now, status)
 
     def close_abandoned(self, idle: timedelta, now: datetime) -> int:
         """Stop every active session with no question asked or answered for ``idle``: a closed browser
@@ -331,11 +494,10 @@ class History:
         with self._write() as db:
             stale = [r[0] for r in db.execute("""
                 SELECT s.id FROM sessions s JOIN turns t ON t.session_id = s.id
-                WHERE s.status = 'active' GROUP BY s.id
-                HAVING MAX(COALESCE(t.answered_at, t.asked_at)) < ?""", (cutoff,))]
+                WHERE s.status = 'active' AND s.user_key = ? GROUP BY s.id
+                HAVING MAX(COALESCE(t.answered_at, t.asked_at)) < ?""", (self.user, cutoff)).fetchall()]
             for session_id in stale:
-                db.execute("DELETE FROM turns WHERE session_id = ? AND answered_at IS NULL", (session_id,))
-                db.execute("UPDATE sessions SET status = 'stopped', finished_at = ? WHERE id = ?", (iso(now), session_id))
+                _stop(db, session_id, now)
         return len(stale)
 
     # ---- interviews over the API, by token -------------------------------------------
@@ -343,34 +505,39 @@ class History:
         """Record an API interview's token; the client's least recently used interviews beyond
         ``per_client`` are stopped (never another client's). Returns the ids stopped."""
         with self._write() as db:
-            db.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?)", (token_hash, session_id, client, iso(now), iso(now)))
+            db.execute("INSERT INTO api_tokens (token_hash, session_id, client, created_at, last_used, user_key) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (token_hash, session_id, client, iso(now), iso(now), self.user))
             rows = db.execute("""SELECT a.session_id FROM api_tokens a JOIN sessions s ON s.id = a.session_id
-                                 WHERE a.client = ? AND s.status = 'active'
-                                 ORDER BY a.last_used DESC, a.created_at DESC""", (client,)).fetchall()
+                                 WHERE a.user_key = ? AND a.client = ? AND s.status = 'active'
+                                 ORDER BY a.last_used DESC, a.created_at DESC""", (self.user, client)).fetchall()
             stopped = [r[0] for r in rows[per_client:]]
             for session_id in stopped:
-                db.execute("DELETE FROM turns WHERE session_id = ? AND answered_at IS NULL", (session_id,))
-                db.execute("UPDATE sessions SET status = 'stopped', finished_at = ? WHERE id = ?", (iso(now), session_id))
+                _stop(db, session_id, now)
         return stopped
 
     def session_for_token(self, token_hash: str, now: datetime) -> str | None:
-        """The session an API token opens (and marks it used), or None."""
+        """The session an API token of this user opens (and marks it used), or None."""
         with self._write() as db:
-            row = db.execute("SELECT session_id FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+            row = db.execute("SELECT session_id FROM api_tokens WHERE token_hash = ? AND user_key = ?",
+                             (token_hash, self.user)).fetchone()
             if row is not None:
                 db.execute("UPDATE api_tokens SET last_used = ? WHERE token_hash = ?", (iso(now), token_hash))
         return row[0] if row else None
 
     def list_sessions(self, limit: int = 20) -> list[SessionSummary]:
-        rows = self.db.execute("""
+        topics = ("STRING_AGG(DISTINCT t.topic, ',')" if self.dialect == "postgresql"
+                  else "GROUP_CONCAT(DISTINCT t.topic)")
+        rows = self._q(f"""
             SELECT s.id, s.started_at, s.status, s.config,
-                   SUM(t.kind = 'question') AS questions,
+                   SUM(CASE WHEN t.kind = 'question' THEN 1 ELSE 0 END) AS questions,
                    COUNT(t.answered_at) AS answers, AVG(t.score) AS mean_score,
-                   GROUP_CONCAT(DISTINCT t.topic) AS topics
+                   {topics} AS topics
             FROM sessions s LEFT JOIN turns t ON t.session_id = s.id AND t.answered_at IS NOT NULL
-            GROUP BY s.id ORDER BY s.started_at DESC, s.id DESC LIMIT ?""", (limit,)).fetchall()
-        return [SessionSummary(r["id"], parse_time(r["started_at"]), r["status"], r["questions"] or 0, r["answers"],
-                               None if r["mean_score"] is None else round(r["mean_score"], 1),
+            WHERE s.user_key = ?
+            GROUP BY s.id, s.started_at, s.status, s.config ORDER BY s.started_at DESC, s.id DESC LIMIT ?""",
+                       (self.user, limit)).fetchall()
+        return [SessionSummary(r["id"], parse_time(r["started_at"]), r["status"], int(r["questions"] or 0),
+                               int(r["answers"]), None if r["mean_score"] is None else round(float(r["mean_score"]), 1),
                                sorted((r["topics"] or "").split(",")) if r["topics"] else [],
                                _mode(r["config"])) for r in rows]
 
@@ -383,16 +550,19 @@ class History:
 
     # ---- turns ---------------------------------------------------------------------
     def turns(self, session_id: str) -> list[TurnRecord]:
-        rows = self.db.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY seq", (session_id,))
+        rows = self._q("SELECT t.* FROM turns t JOIN sessions s ON s.id = t.session_id "
+                       "WHERE t.session_id = ? AND s.user_key = ? ORDER BY t.seq", (session_id, self.user)).fetchall()
         return [TurnRecord.from_row(r) for r in rows]
 
     def ask(self, session_id: str, turn: NewTurn, now: datetime) -> int:
         with self._write() as db:
+            self._own(db, session_id)
             return _insert_turn(db, session_id, _next_seq(db, session_id), turn, now)
 
     def reask(self, session_id: str, seq: int, now: datetime) -> None:
         """A resumed question starts its clock again."""
         with self._write() as db:
+            self._own(db, session_id)
             db.execute("UPDATE turns SET asked_at = ? WHERE session_id = ? AND seq = ? AND answered_at IS NULL",
                        (iso(now), session_id, seq))
 
@@ -403,6 +573,7 @@ class History:
         Returns the next question's seq, or None when the session is finished.
         """
         with self._write() as db:
+            self._own(db, session_id)
             turn = db.execute("SELECT item_id, topic, answered_at FROM turns WHERE session_id = ? AND seq = ?",
                               (session_id, seq)).fetchone()
             if turn is None or turn["answered_at"] is not None:
@@ -412,34 +583,40 @@ class History:
                        (graded.answer, graded.score, graded.verdict, json.dumps(graded.grade, ensure_ascii=False),
                         graded.elapsed, int(graded.timed_out), iso(now), session_id, seq))
             if graded.review:
-                _review(db, turn["item_id"], turn["topic"], graded.score, now)
+                _review(db, self.user, turn["item_id"], turn["topic"], graded.score, now)
             if next_turn is None:
                 db.execute("UPDATE sessions SET status = 'finished', finished_at = ? WHERE id = ?",
                            (iso(now), session_id))
                 return None
             return _insert_turn(db, session_id, _next_seq(db, session_id), next_turn, now)
 
+    def _own(self, db, session_id: str) -> None:
+        if db.execute("SELECT 1 FROM sessions WHERE id = ? AND user_key = ?", (session_id, self.user)).fetchone() is None:
+            raise CoachError(f"There is no session {session_id} in this history.")
+
     # ---- review cards ----------------------------------------------------------------
     def review(self, item_id: str, topic: str, score: float | None, now: datetime | None = None) -> CardInfo:
         """Schedule one review of ``item_id`` at ``now`` (outside a session: imports, tests)."""
         with self._write() as db:
-            _review(db, item_id, topic, score, now or utcnow())
+            _review(db, self.user, item_id, topic, score, now or utcnow())
         return self.cards([item_id])[item_id]
 
     def card(self, item_id: str) -> Card | None:
-        row = self.db.execute("SELECT card FROM review_cards WHERE item_id = ?", (item_id,)).fetchone()
+        row = self._q("SELECT card FROM review_cards WHERE user_key = ? AND item_id = ?",
+                      (self.user, item_id)).fetchone()
         return Card.from_json(row["card"]) if row else None
 
     def cards(self, item_ids: list[str] | None = None) -> dict[str, CardInfo]:
-        rows = self.db.execute("SELECT item_id, topic, due, last_score, reviews FROM review_cards ORDER BY due")
+        rows = self._q("SELECT item_id, topic, due, last_score, reviews FROM review_cards WHERE user_key = ? "
+                       "ORDER BY due", (self.user,)).fetchall()
         wanted = None if item_ids is None else set(item_ids)
         return {r["item_id"]: CardInfo(r["item_id"], r["topic"], parse_time(r["due"]), r["last_score"], r["reviews"])
                 for r in rows if wanted is None or r["item_id"] in wanted}
 
     def due_cards(self, now: datetime | None = None) -> list[CardInfo]:
         """Cards due at ``now``, most overdue first."""
-        rows = self.db.execute("SELECT item_id, topic, due, last_score, reviews FROM review_cards "
-                               "WHERE due <= ? ORDER BY due, item_id", (iso(now or utcnow()),))
+        rows = self._q("SELECT item_id, topic, due, last_score, reviews FROM review_cards "
+                       "WHERE user_key = ? AND due <= ? ORDER BY due, item_id", (self.user, iso(now or utcnow()))).fetchall()
         return [CardInfo(r["item_id"], r["topic"], parse_time(r["due"]), r["last_score"], r["reviews"]) for r in rows]
 
     # ---- progress --------------------------------------------------------------------
@@ -447,9 +624,10 @@ class History:
         due = {}
         for card in self.due_cards(now):
             due[card.topic] = due.get(card.topic, 0) + 1
-        rows = self.db.execute("SELECT topic, item_id, score, session_id FROM turns WHERE answered_at IS NOT NULL "
-                               "ORDER BY answered_at, session_id, seq").fetchall()
-        by_topic: dict[str, list[sqlite3.Row]] = {}
+        rows = self._q("SELECT t.topic, t.item_id, t.score, t.session_id FROM turns t JOIN sessions s "
+                       "ON s.id = t.session_id WHERE s.user_key = ? AND t.answered_at IS NOT NULL "
+                       "ORDER BY t.answered_at, t.session_id, t.seq", (self.user,)).fetchall()
+        by_topic: dict[str, list] = {}
         for row in rows:
             by_topic.setdefault(row["topic"], []).append(row)
         out = []
@@ -486,13 +664,122 @@ def _insert_turn(db: sqlite3.Connection, session_id: str, seq: int, turn: NewTur
     return seq
 
 
-def _review(db: sqlite3.Connection, item_id: str, topic: str, score: float | None, now: datetime) -> None:
+def _stop(db, session_id: str, now: datetime, status: str = "stopped") -> None:
+    db.execute("DELETE FROM turns WHERE session_id = ? AND answered_at IS NULL", (session_id,))
+    db.execute("UPDATE sessions SET status = ?, finished_at = ? WHERE id = ? AND status = 'active'",
+               (status, iso(now), session_id))
+
+
+def _review(db, user: str, item_id: str, topic: str, score: float | None, now: datetime) -> None:
     """Read, schedule and write back one card inside the caller's transaction."""
-    row = db.execute("SELECT card, reviews FROM review_cards WHERE item_id = ?", (item_id,)).fetchone()
+    row = db.execute("SELECT card, reviews FROM review_cards WHERE user_key = ? AND item_id = ?",
+                     (user, item_id)).fetchone()
     card = Card.from_json(row["card"]) if row else Card()
     card, _ = SCHEDULER.review_card(card, rating_for(score), review_datetime=now.astimezone(timezone.utc))
-    db.execute("""INSERT INTO review_cards (item_id, topic, card, due, last_score, reviews, updated_at)
-                  VALUES (?, ?, ?, ?, ?, 1, ?)
-                  ON CONFLICT(item_id) DO UPDATE SET topic = excluded.topic, card = excluded.card, due = excluded.due,
-                  last_score = excluded.last_score, reviews = reviews + 1, updated_at = excluded.updated_at""",
-               (item_id, topic, card.to_json(), iso(card.due), score, iso(now)))
+    db.execute("""INSERT INTO review_cards (user_key, item_id, topic, card, due, last_score, reviews, updated_at)
+                  VALUES (?, ?, ?, ?, ?, ?, 1, ?)
+                  ON CONFLICT(user_key, item_id) DO UPDATE SET topic = excluded.topic, card = excluded.card,
+                  due = excluded.due, last_score = excluded.last_score, reviews = review_cards.reviews + 1,
+                  updated_at = excluded.updated_at""",
+               (user, item_id, topic, card.to_json(), iso(card.due), score, iso(now)))
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------
+def is_database_url(value) -> bool:
+    return isinstance(value, str) and value.split(":", 1)[0] in ("postgresql", "postgres")
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for ``name`` (a user's key, or a fixed name)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"coach:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class _PgRow(dict):
+    """A row by column name (as sqlite3.Row) or by position."""
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return list(self.values())[key]
+        return dict.__getitem__(self, key)
+
+
+def _pg_row(cursor):
+    names = [c.name for c in cursor.description or []]
+    return lambda values: _PgRow(zip(names, values))
+
+
+class _PgConnection:
+    """A pooled psycopg connection speaking the SQLite module's ``execute(sql, params)`` with ``?``
+    placeholders; ``close()`` hands it back to the pool (a connection costs a server process)."""
+
+    def __init__(self, url: str, conn, pool: "_Pool"):
+        self.url, self.conn, self.pool = url, conn, pool
+
+    def execute(self, sql: str, params=()):
+        return self.conn.execute(sql.replace("?", "%s"), tuple(params))
+
+    def executemany(self, sql: str, rows) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+
+    def transaction(self):
+        return self.conn.transaction()
+
+    def close(self, broken: bool = False) -> None:
+        if self.conn is not None:
+            self.pool.give_back(self.conn, broken)
+            self.conn = None
+
+
+class _Pool:
+    """Idle connections per database URL, at most ``keep`` of them; any number may be out at once."""
+
+    def __init__(self, keep: int = 16):
+        import threading
+
+        self.keep, self.idle, self.lock = keep, [], threading.Lock()
+
+    def take(self, url: str, timeout: float):
+        with self.lock:
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn.closed:
+                    return conn
+        import psycopg
+
+        try:
+            return psycopg.connect(url, autocommit=True, row_factory=_pg_row, connect_timeout=max(1, int(timeout)))
+        except psycopg.OperationalError:
+            raise CoachError(f"Cannot reach the history database at {_safe_url(url)}; check that PostgreSQL is "
+                             "running and COACH_DATABASE_URL is right.") from None
+
+    def give_back(self, conn, broken: bool) -> None:
+        from psycopg.pq import TransactionStatus
+
+        if broken or conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.close()
+            return
+        with self.lock:
+            if len(self.idle) < self.keep:
+                self.idle.append(conn)
+                return
+        conn.close()
+
+
+_POOLS: dict[str, _Pool] = {}
+
+
+def _pg_connect(url: str, timeout: float) -> _PgConnection:
+    pool = _POOLS.setdefault(url, _Pool())
+    return _PgConnection(url, pool.take(url, timeout), pool)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"

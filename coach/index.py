@@ -224,27 +224,16 @@ def exists(index_dir: Path) -> bool:
     return (Path(index_dir) / "CURRENT").exists()
 
 
-_current_seen: dict[str, tuple[tuple, str | None]] = {}  # CURRENT's path -> (its stat signature, its name)
-
-
 def current(index_dir: Path) -> str | None:
     """The name of the live generation, or None when there is no index.
 
-    Asked several times per request by the web app, so the file is read again only when its
-    stat signature changes (a writer replaces it with ``os.replace``: a new inode, a new mtime)."""
-    path = os.path.join(os.fspath(index_dir), "CURRENT")
+    Read every time: a cache keyed by the file's stat signature was tried and dropped, because a
+    writer's ``os.replace`` within one tick of the coarse file clock can reuse the inode with the
+    same size and times, and the new generation would go unseen."""
     try:
-        st = os.stat(path)
-        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-        seen = _current_seen.get(path)
-        if seen and seen[0] == signature:
-            return seen[1]
-        with open(path, encoding="utf-8") as fh:
-            name = fh.read().strip() or None
+        return (Path(index_dir) / "CURRENT").read_text(encoding="utf-8").strip() or None
     except (FileNotFoundError, NotADirectoryError):
         return None
-    _current_seen[path] = (signature, name)
-    return name
 
 
 def save(data: IndexData, index_dir: Path) -> IndexData:

@@ -12,12 +12,18 @@ removes documents, and searches:
 
 Every change is written as a new index generation (see ``index.py``), so a
 failure part-way leaves the index as it was.
+
+A user's own documents (when the app has accounts) are a small documents-only
+index beside the shared one: ``KnowledgeBase(user_settings, shared=kb)`` uses the
+shared bank, embedder and glossary, and its lookups return the shared index's
+bank items with both indexes' document chunks, ranked together by relevance.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -81,8 +87,12 @@ def _unanalysed(data: IndexData) -> bool:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings | None = None, progress: Progress | None = None):
+    def __init__(self, settings: Settings | None = None, progress: Progress | None = None,
+                 shared: "KnowledgeBase | None" = None):
         self.settings = settings or Settings.from_env()
+        self.shared = shared  # set: this index holds one user's documents only, beside ``shared``
+        if shared is not None:  # one bank, one model in memory, however many users
+            self.bank, self.embedder, self.reranker = shared.bank, shared.embedder, shared.reranker
         self.progress = progress or _quiet
         self._data: IndexData | None = None
         self._retriever: Retriever | None = None
@@ -122,6 +132,11 @@ class KnowledgeBase:
         data = self._data
         if data is not None and store.current(self.settings.index_dir) == data.generation:
             return data
+        if self.shared is not None and not store.exists(self.settings.index_dir):
+            # a user with no documents yet: nothing is written until they add one
+            if data is None or data.units:
+                data = self._data = self._empty()
+            return data
         if data is not None and self.refresh_in_background:
             self._refresh_soon()
             return data
@@ -155,19 +170,26 @@ class KnowledgeBase:
 
     @property
     def catalog(self) -> Bank:
-        """The bank plus the Q&A pairs of the user's documents as items (see ``documents.py``)."""
+        """The bank plus the Q&A pairs of the user's documents as items (see ``documents.py``);
+        beside a shared index, the shared catalog plus this user's documents."""
         data = self.data
+        base = self.shared.catalog if self.shared is not None else self.bank
         catalog = self._catalog
-        if catalog is None or catalog[0] is not data:
+        if catalog is None or catalog[0] is not data or catalog[1] is not base:
             from .documents import catalog as make
 
-            catalog = self._catalog = (data, make(self.bank, data))
-        return catalog[1]
+            catalog = self._catalog = (data, base, make(base, data))
+        return catalog[2]
 
     @property
     def retriever(self) -> Retriever:
+        """This index's retriever (a user's with no documents yet: the shared one)."""
         data = self.data
+        if self.shared is not None and not data.units:
+            return self.shared.retriever
         retriever = self._retriever
+        if retriever is not None and self.refresh_in_background and retriever.data is self._data:
+            return retriever  # a background refresh swapped in a newer pair meanwhile: use it, build nothing
         if retriever is None or retriever.data is not data:
             retriever = self._retriever = self._make_retriever(data)
         return retriever
@@ -175,10 +197,14 @@ class KnowledgeBase:
     def bank_question_vectors(self, ids: list[str]) -> np.ndarray:
         """Each bank item's question (its first phrasing) embedded as a query.
 
+        Beside a shared index, the shared one holds the bank.
+
         The grader compares an answer with every bank question; embedding them all again took
         over a second of each ``coach grade``. When queries and passages are embedded alike (no
         prefixes, as with the default), the index already holds these vectors.
         """
+        if self.shared is not None:
+            return self.shared.bank_question_vectors(ids)
         embedder, data = self.embedder, self.data
         rows: dict[str, int] = {}
         if embedder.query_prefix == embedder.passage_prefix:
@@ -196,7 +222,9 @@ class KnowledgeBase:
         return out
 
     def _make_retriever(self, data: IndexData) -> Retriever:
-        return Retriever(data, self.embedder, self.bank.glossary, self.reranker, model=self._relevance_model)
+        base = self.shared.retriever if self.shared is not None else None
+        model = self._relevance_model if self.shared is None else self.shared._relevance_model
+        return Retriever(data, self.embedder, self.bank.glossary, self.reranker, model=model, base=base)
 
     def _load_fresh(self) -> IndexData:
         index_dir = self.settings.index_dir
@@ -209,7 +237,10 @@ class KnowledgeBase:
 
     def _stale(self, data: IndexData) -> bool:
         return (data.embedder != self.embedder.id or data.glossary_digest != self.bank.glossary_digest
-                or data.bank_digest != self.bank.digest or _unanalysed(data))
+                or data.bank_digest != self._bank_digest() or _unanalysed(data))
+
+    def _bank_digest(self) -> str:
+        return "" if self.shared is not None else self.bank.digest  # a user's index holds no bank
 
     def _latest(self) -> IndexData:
         """The current generation, brought up to date with the bank and embedder; the write lock is held."""
@@ -219,7 +250,7 @@ class KnowledgeBase:
         data = store.load(index_dir, self._segments)
         if data.embedder != self.embedder.id or data.glossary_digest != self.bank.glossary_digest:
             return self._write(self._rebuild(docs=[u for u in data.units if u.kind == "doc"]))
-        if data.bank_digest != self.bank.digest:
+        if data.bank_digest != self._bank_digest():
             return self._write(self._replace_bank(data))
         if _unanalysed(data):  # written before units kept their analysed text: save it, vectors unchanged
             from .retrieve import analyse
@@ -260,8 +291,7 @@ class KnowledgeBase:
         report.errors.update(skipped)
         if not prepared:
             return report
-        with store.write_lock(self.settings.index_dir):
-            data = self._latest()
+        with self._locked() as data:
             hashes, by_hash = self._hashes(data), {v: k for k, v in self._hashes(data).items()}
             replaced, units, vectors, owners, fields = set(), [], [], [], []
             for doc_units, (vecs, own, flds) in prepared:
@@ -293,8 +323,7 @@ class KnowledgeBase:
         return report
 
     def remove_source(self, name: str) -> int:
-        with store.write_lock(self.settings.index_dir):
-            data = self._latest()
+        with self._locked() as data:
             keep = [i for i, u in enumerate(data.units) if not (u.kind == "doc" and u.source == name)]
             removed = len(data.units) - len(keep)
             if not removed:
@@ -303,10 +332,25 @@ class KnowledgeBase:
         return removed
 
     def sources(self) -> dict[str, dict]:
+        """The documents in this index (beside a shared index: this user's own, the ones they may remove)."""
         return self.data.sources()
 
+    def all_sources(self) -> dict[str, dict]:
+        """Every document a query can reach: the shared ones and this user's."""
+        return {**(self.shared.sources() if self.shared is not None else {}), **self.sources()}
+
     def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None) -> list[Hit]:
-        return self.retriever.search(query, k=k, mode=mode, kind=kind)
+        if self.shared is None:
+            return self.retriever.search(query, k=k, mode=mode, kind=kind)
+        shared = self.shared.retriever
+        qvecs = shared.query_vectors(query)
+        hits = shared.search(query, k=k, mode=mode, kind=kind, qvecs=qvecs)
+        if self.data.units and kind != "bank":
+            hits += self.retriever.search(query, k=k, mode=mode, kind="doc", qvecs=qvecs)
+            hits = sorted(hits, key=lambda h: (-h.score, -h.relevance))[:k]
+            for rank, hit in enumerate(hits, 1):
+                hit.rank = rank
+        return hits
 
     def set_relevance_model(self, model) -> None:
         """Use ``model`` instead of the shipped relevance weights (benchmarks and fitting)."""
@@ -314,10 +358,28 @@ class KnowledgeBase:
         self._retriever = None
 
     def lookup(self, query: str, per_kind: int = 8) -> Lookup:
-        """Bank items and document chunks for ``query``, apart, each with its calibrated relevance."""
-        return self.retriever.lookup(query, per_kind)
+        """Bank items and document chunks for ``query``, apart, each with its calibrated relevance.
+
+        Beside a shared index: the shared bank items, and both indexes' chunks ranked together."""
+        if self.shared is None:
+            return self.retriever.lookup(query, per_kind)
+        shared = self.shared.retriever
+        qvecs = shared.query_vectors(query)
+        found = shared.lookup(query, per_kind, qvecs)
+        if not self.data.units:
+            return found
+        own = self.retriever.lookup(query, per_kind, qvecs)
+        merged = found.merged(own)
+        return Lookup(query, merged.bank, merged.docs[:per_kind])
 
     # ---- internals -----------------------------------------------------
+    @contextmanager
+    def _locked(self):
+        """The current generation, up to date, with the write lock held until the block ends:
+        what a change starts from; ``_commit`` inside the block makes the change."""
+        with store.write_lock(self.settings.index_dir):
+            yield self._latest()
+
     @staticmethod
     def _hashes(data: IndexData) -> dict[str, str]:
         return {name: info["sha256"] for name, info in data.sources().items()}
@@ -347,20 +409,20 @@ class KnowledgeBase:
         return report, prepared
 
     def _rebuild(self, docs: list[Unit]) -> IndexData:
-        bank = [bank_unit(item) for item in self.bank.items.values()]
+        bank = [bank_unit(item) for item in self.bank.items.values()] if self.shared is None else []
         return store.append(store.append(self._empty(), bank, *self._embed(bank)), docs, *self._embed(docs))
 
     def _replace_bank(self, data: IndexData) -> IndexData:
         docs = [i for i, u in enumerate(data.units) if u.kind == "doc"]
         fresh = store.subset(data, docs)
-        fresh.bank_digest = self.bank.digest
-        bank = [bank_unit(item) for item in self.bank.items.values()]
+        fresh.bank_digest = self._bank_digest()
+        bank = [bank_unit(item) for item in self.bank.items.values()] if self.shared is None else []
         return store.append(fresh, bank, *self._embed(bank))
 
     def _empty(self) -> IndexData:
         dim = self.embedder.dim
         return IndexData([], np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int8),
-                         self.embedder.id, dim, self.bank.digest, self.bank.glossary_digest)
+                         self.embedder.id, dim, self._bank_digest(), self.bank.glossary_digest)
 
     def _embed(self, units: list[Unit]) -> tuple[np.ndarray, list[int], list[int]]:
         """Vectors for ``units`` (identical texts embedded once): ``(vectors, owners, fields)`` where
@@ -391,3 +453,13 @@ class KnowledgeBase:
         with self._loading:
             self._data = self._write(data)
             self._retriever = self._make_retriever(self._data) if self.refresh_in_background else None
+
+
+def user_knowledge(settings: Settings, progress: Progress | None, shared: KnowledgeBase) -> KnowledgeBase:
+    """A user's own documents beside ``shared``: files under their home, or rows in PostgreSQL
+    when ``settings.database_url`` is set (then any replica serves them)."""
+    if settings.database_url:
+        from .userdocs import DatabaseDocuments
+
+        return DatabaseDocuments(settings, progress, shared)
+    return KnowledgeBase(settings, progress, shared)

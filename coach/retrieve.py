@@ -188,7 +188,10 @@ class Retriever:
     """Search over an ``IndexData`` with one embedder and glossary, shared by every caller."""
 
     def __init__(self, data: IndexData, embedder, glossary: Glossary, reranker: Reranker | None = None,
-                 model: rel.RelevanceModel | None = None):
+                 model: rel.RelevanceModel | None = None, base: "Retriever | None" = None):
+        """``base``: the shared index a user's small document index sits beside; its question terms
+        count in this one's term statistics, so a query's words are as familiar (and a user's notes
+        score as they would in the shared index) however few units this one has."""
         self.data, self.embedder, self.glossary, self.reranker = data, embedder, glossary, reranker
         self.model = model or rel.default_model()
         _teach(glossary)
@@ -204,18 +207,20 @@ class Retriever:
         self._b_terms: dict[int, tuple[set[str], str]] = {
             u: (set(a["bt"]), compact(units[u].text)) for u, a in enumerate(analysed) if isinstance(a.get("bt"), list)}
         self._q_texts = [compact(" ".join(u.qtexts)) for u in units]
-        self.terms = rel.TermStats([t for t in self._q_terms if t])
+        self.terms = rel.TermStats([t for t in self._q_terms + (base._q_terms if base else []) if t])
         order = np.argsort(data.vec_unit, kind="stable")
         bounds = np.searchsorted(data.vec_unit[order], np.arange(len(units) + 1))
         self._rows = [order[bounds[i]:bounds[i + 1]] for i in range(len(units))]
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None,
+               qvecs: np.ndarray | None = None) -> list[Hit]:
         """The ``k`` best hits for ``query`` by fused score; ``kind`` keeps only "bank" or "doc" units.
 
         Ranking stays by the fused score, which is what the retrieval benchmark measures;
         every hit carries the calibrated ``relevance`` it has among its kind's candidates.
+        ``qvecs``: the query's vectors when the caller has them (``query_vectors``).
         """
-        qvecs = self._query_vectors(query)
+        qvecs = self.query_vectors(query) if qvecs is None else qvecs
         hybrid = self._hybrid(query, qvecs)  # relevance is judged on the hybrid candidates, whatever the mode
         fused = hybrid if mode == "hybrid" else _fuse(self._signals(query, mode, qvecs), WEIGHTS[mode])
         if kind:
@@ -229,13 +234,13 @@ class Retriever:
             hit.relevance, hit.features = scored[hit.group].relevance, scored[hit.group].features
         return hits
 
-    def candidates(self, query: str, per_kind: int = 8) -> dict[str, list[Hit]]:
+    def candidates(self, query: str, per_kind: int = 8, qvecs: np.ndarray | None = None) -> dict[str, list[Hit]]:
         """Bank items and document chunks as two lists, each sorted by calibrated relevance.
 
         The two kinds are retrieved apart so that a user's notes are never crowded out of
         the shortlist by bank items that merely share words with the query.
         """
-        qvecs = self._query_vectors(query)
+        qvecs = self.query_vectors(query) if qvecs is None else qvecs
         return self._candidates(query, qvecs, self._hybrid(query, qvecs), [], per_kind)
 
     def _hybrid(self, query: str, qvecs: np.ndarray) -> list[tuple[int, float]]:
@@ -261,8 +266,8 @@ class Retriever:
             out[kind] = hits
         return out
 
-    def lookup(self, query: str, per_kind: int = 8) -> Lookup:
-        found = self.candidates(query, per_kind)
+    def lookup(self, query: str, per_kind: int = 8, qvecs: np.ndarray | None = None) -> Lookup:
+        found = self.candidates(query, per_kind, qvecs)
         return Lookup(query, found["bank"], found["doc"])
 
     def _twins(self, units: list[int]) -> list[set[int]]:
@@ -279,7 +284,7 @@ class Retriever:
                     out[j].add(i)
         return out
 
-    def _query_vectors(self, query: str) -> np.ndarray:
+    def query_vectors(self, query: str) -> np.ndarray:
         return self.embedder.embed_queries(list(dict.fromkeys([query, self.glossary.expand(query)])))
 
     def _features(self, terms: rel.QueryTerms, qvecs: np.ndarray, u: int) -> dict[str, float]:

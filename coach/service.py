@@ -34,6 +34,7 @@ API_SESSIONS_PER_CLIENT = 32  # open API interviews per client (users behind one
 
 
 INTERVIEW_IDLE = timedelta(hours=6)  # an interview untouched this long is closed in the history
+MAX_OPEN_SPACES = 256  # users whose knowledge view and grader stay in memory at once
 
 
 
@@ -52,42 +53,30 @@ class TerminalProgress:
 
 
 
-class Coach:
-    """What every browser session and API client shares: one knowledge base, grader and chat engine."""
+class Space:
+    """One person's side of the coach: their knowledge view (the shared bank and documents plus
+    their own uploads), history, reports and review schedule. Without accounts there is one
+    space, the ``Coach`` itself, with everything in ``COACH_HOME`` as before."""
 
-    def __init__(self, settings: Settings | None = None, log=None):
-        from .chat import ChatEngine
-        from .grade import Grader
-        from .knowledge import KnowledgeBase
-        from .llm import make_llm
-
-        log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-        started = time.monotonic()
-        log("coach: loading the question bank, the embedding model and the index (the first start embeds the bank)...")
-        self.startup_progress = TerminalProgress()
-        self.kb = KnowledgeBase(settings or Settings.from_env(), progress=self.startup_progress)
-        self.settings = self.kb.settings
-        self.kb.data  # noqa: B018 - builds or loads the index now, not on the first request
-        self.kb.retriever  # noqa: B018
-        self.kb.refresh_in_background = True  # a new generation is loaded beside the requests, not in one
-        self.llm = make_llm(self.settings)
-        self.grader = Grader(self.kb, llm=self.llm)
-        self.chat = ChatEngine(self.kb, self.llm)
-        self.write_lock = threading.Lock()
-        self.interviews = ApiInterviews(self.settings)
-        self.ingest_worker = IngestWorker(self.settings)
-        self.documents_dir = self.settings.home / "documents"
-        self.reports_dir = self.settings.home / "web-reports"  # the CLI writes to reports/, never served
+    def _open_space(self, coach: "Coach", settings: Settings, kb, grader, chat, reports_dir: Path,
+                    user: str | None = None) -> None:
+        self.coach, self.user, self.settings, self.kb = coach, user, settings, kb
+        self.grader, self.chat = grader, chat
+        self.interviews = ApiInterviews(settings)
+        self.documents_dir = settings.home / "documents"
+        self.reports_dir = reports_dir  # the CLI writes to reports/, never served
         self._report_dirs: dict[str, Path] = {}  # session id -> its (random) report folder
-        self.kb.search("BN", k=1)  # warm the query path (never the LLM) so the first user does not wait
-        log(f"coach: ready in {time.monotonic() - started:.1f}s: {len(self.kb.bank.items)} questions, "
-            f"{len(self.kb.sources())} documents")
+        self.write_lock = threading.Lock()
+
+    @property
+    def llm(self):
+        return self.coach.llm_model
 
     # ---- reading ------------------------------------------------------------------
     def summary(self) -> str:
         mode = t("mode_llm", model=self.llm.id) if self.llm else t("mode_offline")
         return t("summary", items=len(self.kb.bank.items), topics=len(self.kb.bank.topics),
-                 docs=len(self.kb.sources()), mode=mode)
+                 docs=len(self.kb.all_sources()), mode=mode)
 
     def topic_name(self, topic: str) -> str:
         found = self.kb.catalog.topics.get(topic)
@@ -118,7 +107,7 @@ class Coach:
             else:
                 accepted.append(path)
         if accepted:
-            result = self.ingest_worker.run(accepted, replace, progress)
+            result = self.coach.ingest_worker.run(accepted, replace, progress, user=self.user)
             for path in accepted:
                 if path.name in result.added:
                     self._keep_copy(path)
@@ -247,7 +236,95 @@ class Coach:
         shutil.copyfile(path, folder / path.name)
 
     def _progress_to(self, progress):
-        return _ProgressBridge(self.kb, progress, self.startup_progress)
+        return _ProgressBridge(self.kb, progress, self.coach.startup_progress)
+
+
+
+class Coach(Space):
+    """What every browser session and API client shares: one knowledge base, grader and chat engine,
+    and the upload worker; ``space(user)`` is a signed-in user's own side of it."""
+
+    def __init__(self, settings: Settings | None = None, log=None, accounts=None, trusted_header: str | None = None):
+        from .chat import ChatEngine
+        from .grade import Grader
+        from .knowledge import KnowledgeBase
+        from .llm import make_llm
+
+        log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        started = time.monotonic()
+        log("coach: loading the question bank, the embedding model and the index (the first start embeds the bank)...")
+        self.startup_progress = TerminalProgress()
+        kb = KnowledgeBase(settings or Settings.from_env(), progress=self.startup_progress)
+        kb.data  # noqa: B018 - builds or loads the index now, not on the first request
+        kb.retriever  # noqa: B018
+        kb.refresh_in_background = True  # a new generation is loaded beside the requests, not in one
+        self.llm_model = make_llm(kb.settings)
+        self.accounts = accounts  # accounts.Users, or None: one person, no login
+        self.trusted_header = (trusted_header or "").strip() or None  # a reverse proxy names the user
+        self.ingest_worker = IngestWorker(kb.settings)
+        self._spaces: dict[str, Space] = {}
+        self._spaces_lock = threading.Lock()
+        self._open_space(self, kb.settings, kb, Grader(kb, llm=self.llm_model), ChatEngine(kb, self.llm_model),
+                         kb.settings.home / "web-reports")
+        self.kb.search("BN", k=1)  # warm the query path (never the LLM) so the first user does not wait
+        log(f"coach: ready in {time.monotonic() - started:.1f}s: {len(self.kb.bank.items)} questions, "
+            f"{len(self.kb.sources())} documents")
+
+    @property
+    def per_user(self) -> bool:
+        """Does each person have their own space? With users in the users file, or a trusted header."""
+        return bool(self.trusted_header) or (self.accounts is not None and len(self.accounts) > 0)
+
+    def space_for(self, username: str | None, headers=None) -> Space:
+        """The space of whoever sent a request: the name the login gave, or the proxy's trusted header.
+        Without accounts (one person, or one shared password) it is the app's one space."""
+        if not self.per_user:
+            return self
+        if self.trusted_header:
+            from .accounts import check_name
+
+            name = (headers.get(self.trusted_header) if headers is not None else None) or ""
+            try:
+                return self.space(check_name(name))
+            except InputError:
+                raise InputError(f"This server takes the user name from the proxy's {self.trusted_header} header, "
+                                 "and this request has no valid one; open the app through the proxy.") from None
+        if not username:
+            raise InputError("Sign in first: this server has accounts.")
+        return self.space(username)
+
+    def space(self, user: str | None) -> Space:
+        """The space of a signed-in ``user`` (their own history, documents and reports, in
+        ``COACH_HOME/users/<key>/``); ``None`` is the one space of an app without accounts."""
+        if not user:
+            return self
+        from .accounts import user_key
+
+        key = user_key(user)
+        with self._spaces_lock:
+            found = self._spaces.get(key)
+            if found is None:
+                found = self._spaces[key] = self._new_space(user, key)
+                if len(self._spaces) > MAX_OPEN_SPACES:  # the least recently opened goes; it reopens from disk
+                    self._spaces.pop(next(iter(self._spaces)))
+            return found
+
+    def _new_space(self, user: str, key: str) -> Space:
+        from dataclasses import replace
+
+        from .chat import ChatEngine
+        from .grade import Grader
+        from .knowledge import user_knowledge
+
+        home = self.settings.home / "users" / key
+        settings = replace(self.settings, home=home, index_dir=home / "index", user=key)
+        kb = user_knowledge(settings, self.startup_progress, self.kb)
+        kb.refresh_in_background = True
+        grader = Grader(kb, llm=self.llm_model)
+        grader._vectors, grader._concepts = self.grader._vectors, self.grader._concepts  # reference texts are shared
+        space = Space()
+        space._open_space(self, settings, kb, grader, ChatEngine(kb, self.llm_model), self.reports_dir / key, user)
+        return space
 
 
 
@@ -374,12 +451,13 @@ class IngestWorker:
 
         env = {**os.environ, "COACH_CORPUS": str(self.settings.corpus_dir), "COACH_INDEX_DIR": str(self.settings.index_dir),
                "COACH_HOME": str(self.settings.home), "COACH_EMBEDDER": self.settings.embedder,
-               "COACH_RERANKER": self.settings.reranker}
+               "COACH_RERANKER": self.settings.reranker, "COACH_DATABASE_URL": self.settings.database_url}
         self.child = subprocess.Popen([sys.executable, "-m", "coach", "ingest-worker"], env=env, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
                                       errors="replace", bufsize=1)
 
-    def run(self, paths: list[Path], replace: bool, progress=None):
+    def run(self, paths: list[Path], replace: bool, progress=None, user: str | None = None):
+        """Ingest ``paths`` into the shared index, or into ``user``'s own documents (by their key)."""
         from .errors import IngestError
         from .knowledge import IngestReport
 
@@ -388,7 +466,12 @@ class IngestWorker:
             if self.child is None or self.child.poll() is not None:
                 self._start()
             try:
-                self.child.stdin.write(json.dumps({"paths": [str(p) for p in paths], "replace": replace}) + "\n")
+                job = {"paths": [str(p) for p in paths], "replace": replace}
+                if user:
+                    from .accounts import user_key
+
+                    job["user"] = user_key(user)
+                self.child.stdin.write(json.dumps(job) + "\n")
                 self.child.stdin.flush()
                 for line in self.child.stdout:
                     try:

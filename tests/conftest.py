@@ -78,3 +78,50 @@ def small_coach(root: Path):
 
     return Coach(Settings.from_env(corpus_dir=SMALL_CORPUS, index_dir=root / "index", home=root / "home"),
                  log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server (tests/pgserver.py) for the whole run; fails, never skips, when it cannot start."""
+    from tests.pgserver import ThrowawayPostgres
+
+    server, problem = ThrowawayPostgres(), None
+    try:
+        server.start()
+    except RuntimeError as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(f"PostgreSQL tests cannot run: {problem}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server, one per test."""
+    import uuid
+
+    return postgres.new_database(f"t{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_at(request, tmp_path):
+    """Where a history lives: a SQLite file, or a fresh database on the throwaway PostgreSQL server
+    (the history and interview tests run against both backends)."""
+    if request.param == "sqlite":
+        return tmp_path / "history.sqlite3"
+    return request.getfixturevalue("postgres_url")
+
+
+def coach_with_users(root: Path, passwords: dict[str, str]):
+    """The web app's engine over the small corpus with these accounts in a users file under ``root``."""
+    from coach.accounts import Users
+
+    users = Users.load(root / "users.json")
+    for name, password in passwords.items():
+        users.add(name, password)
+    coach = small_coach(root)
+    coach.accounts = users
+    return coach

@@ -268,3 +268,29 @@ def test_concurrent_adds_from_separate_processes_all_land_in_the_file(path):
     assert users.names() == names
     assert users.verify("user3", "user3-password") and not users.verify("user3", "user4-password")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# ---- accounts in PostgreSQL (replicas share them) ------------------------------------------------
+def test_with_a_database_url_coach_users_keeps_accounts_in_the_database(postgres_url, tmp_path):
+    from coach.accounts import DatabaseUsers, open_users
+
+    env = {"COACH_DATABASE_URL": postgres_url}
+    added = coach("users", "add", "alice", "--password-stdin", input="alice-pass-1\n", env=env)
+    assert added.returncode == 0, added.stderr
+    assert coach("users", "add", "张伟", "--password-stdin", input="zhang-pass-2\n", env=env).returncode == 0
+    assert not (tmp_path / "home" / "users.json").exists()  # nothing on this machine's disk
+
+    users = open_users(Settings.from_env(database_url=postgres_url))
+    assert isinstance(users, DatabaseUsers) and users.names() == ["alice", "张伟"]
+    assert users.verify("alice", "alice-pass-1") and not users.verify("alice", "zhang-pass-2")
+    listed = coach("users", "list", env=env)
+    assert "alice" in listed.stdout and "scrypt" not in listed.stdout
+
+    duplicate = coach("users", "add", "alice", "--password-stdin", input="another-pass\n", env=env)
+    assert duplicate.returncode == 1 and "already a user named alice" in duplicate.stderr
+    assert "Traceback" not in duplicate.stderr
+    assert coach("users", "passwd", "alice", "--password-stdin", input="new-pass-333\n", env=env).returncode == 0
+    assert users.verify("alice", "new-pass-333") and not users.verify("alice", "alice-pass-1")
+    assert coach("users", "remove", "张伟", env=env).returncode == 0
+    assert not users.verify("张伟", "zhang-pass-2")
+    assert DatabaseUsers(postgres_url).names() == ["alice"]

@@ -4,8 +4,9 @@ import sqlite3
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
-from fsrs import Rating
+from fsrs import Card, Rating
 
 from coach.errors import CoachError
 from coach.history import MIGRATIONS, GradedAnswer, History, NewTurn, rating_for, utcnow
@@ -14,6 +15,12 @@ from coach.history import MIGRATIONS, GradedAnswer, History, NewTurn, rating_for
 @pytest.fixture
 def db_path(tmp_path):
     return tmp_path / "history.sqlite3"
+
+
+def integrity_ok(history) -> bool:
+    if history.dialect == "sqlite":
+        return history.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    return history.db.execute("SELECT 1").fetchone()[0] == 1  # PostgreSQL has no file to damage
 
 
 def turn(item_id="norm-bn-purpose", topic="normalization", kind="question"):
@@ -28,8 +35,8 @@ def graded(score=5.0, review=True):
 def test_a_new_file_gets_every_migration_in_order_and_reopening_applies_none_again(db_path):
     History(db_path).close()
     with History(db_path) as history:
-        assert history.applied_migrations() == [m.__name__ for m in MIGRATIONS] == ["m001_create_tables",
-                                                                                    "m002_create_indexes", "m003_api_tokens"]
+        assert history.applied_migrations() == [m.__name__ for m in MIGRATIONS] == [
+            "m001_create_tables", "m002_create_indexes", "m003_api_tokens", "m004_user_keys"]
         count = history.db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
     assert count == len(MIGRATIONS)
 
@@ -40,7 +47,34 @@ def test_the_connection_uses_wal_a_busy_timeout_and_foreign_keys(db_path):
         assert history.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
         assert history.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         with pytest.raises(sqlite3.IntegrityError):  # a turn cannot point at a session that does not exist
+            history.db.execute("INSERT INTO turns (session_id, seq, kind, is_follow_up, item_id, topic, difficulty, "
+                               "question, asked_at) VALUES ('no-such-session', 1, 'question', 0, 'x', 't', 1, 'q', 'now')")
+        with pytest.raises(CoachError):  # and the history says so in one sentence first
             history.ask("no-such-session", turn(), utcnow())
+
+
+def test_a_history_written_before_user_keys_is_upgraded_with_its_cards_and_sessions(db_path):
+    from coach.history import m001_create_tables, m002_create_indexes, m003_api_tokens
+
+    db = sqlite3.connect(db_path)
+    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for migration in (m001_create_tables, m002_create_indexes, m003_api_tokens):
+        migration(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, 'then')", (migration.__name__,))
+    db.execute("INSERT INTO sessions (id, started_at, config, plan) VALUES ('s1', '2026-12-01T10:00:00.000000+00:00', "
+               "'{}', '{}')")
+    db.execute("INSERT INTO review_cards VALUES ('bn', 'normalization', ?, '2026-12-02T10:00:00.000000+00:00', 6.5, 2, "
+               "'2026-12-01T10:00:00.000000+00:00')", (Card().to_json(),))
+    db.commit()
+    db.close()
+    with History(db_path) as history:
+        assert history.applied_migrations()[-1] == "m004_user_keys"
+        assert history.session("s1") is not None
+        assert history.cards()["bn"].reviews == 2
+        history.review("bn", "normalization", 8.0, utcnow())
+        assert history.cards()["bn"].reviews == 3
+    with History(db_path, user="someone-else") as other:  # another user's view of the same file is empty
+        assert other.session("s1") is None and other.cards() == {}
 
 
 def test_a_file_that_is_not_a_database_is_reported_in_one_sentence(db_path):
@@ -61,29 +95,29 @@ def test_a_file_locked_for_longer_than_the_busy_timeout_is_reported_in_one_sente
 
 
 # ---- answers are atomic -----------------------------------------------------------------
-def test_an_answer_its_card_and_the_next_question_are_committed_together(db_path):
-    with History(db_path) as history:
+def test_an_answer_its_card_and_the_next_question_are_committed_together(history_at):
+    with History(history_at) as history:
         history.create_session("s1", {"questions": 2}, {"due": [], "new": [], "other": []}, turn(), utcnow())
         next_seq = history.record_answer("s1", 1, graded(5.0), turn("norm-bn-vs-ln"), utcnow())
         assert next_seq == 2
-    with History(db_path) as reopened:  # a fresh connection sees everything
+    with History(history_at) as reopened:  # a fresh connection sees everything
         turns = reopened.turns("s1")
         assert [(t.seq, t.answered, t.score) for t in turns] == [(1, True, 5.0), (2, False, None)]
         assert reopened.cards()["norm-bn-purpose"].last_score == 5.0
 
 
-def test_a_failure_while_storing_an_answer_leaves_the_file_as_it_was(db_path):
-    with History(db_path) as history:
+def test_a_failure_while_storing_an_answer_leaves_the_file_as_it_was(history_at):
+    with History(history_at) as history:
         history.create_session("s1", {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
         broken = NewTurn("not-a-kind", "x", "normalization", 1, "?")  # violates the CHECK constraint
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
             history.record_answer("s1", 1, graded(), broken, utcnow())
         assert not history.turns("s1")[0].answered
         assert history.cards() == {}
 
 
-def test_the_same_question_cannot_be_answered_twice(db_path):
-    with History(db_path) as history:
+def test_the_same_question_cannot_be_answered_twice(history_at):
+    with History(history_at) as history:
         history.create_session("s1", {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
         history.record_answer("s1", 1, graded(), None, utcnow())
         with pytest.raises(CoachError, match="already answered"):
@@ -92,13 +126,13 @@ def test_the_same_question_cannot_be_answered_twice(db_path):
 
 
 # ---- two writers at once -------------------------------------------------------------------
-def test_two_connections_writing_at_once_keep_every_row(db_path):
-    History(db_path).close()
+def test_two_connections_writing_at_once_keep_every_row(history_at):
+    History(history_at).close()
     rounds, barrier, errors = 40, threading.Barrier(2), []
 
     def writer(name: str) -> None:
         try:
-            with History(db_path) as history:
+            with History(history_at) as history:
                 barrier.wait()
                 history.create_session(name, {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
                 for seq in range(1, rounds + 1):
@@ -113,8 +147,8 @@ def test_two_connections_writing_at_once_keep_every_row(db_path):
     for t in threads:
         t.join()
     assert not errors
-    with History(db_path) as history:
-        assert history.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with History(history_at) as history:
+        assert integrity_ok(history)
         for name in ("a", "b"):
             turns = history.turns(name)
             assert [t.seq for t in turns] == list(range(1, rounds + 1)) and all(t.answered for t in turns)
@@ -130,9 +164,9 @@ def test_a_score_maps_to_an_fsrs_rating(score, rating):
     assert rating_for(score) == rating
 
 
-def test_a_missed_question_is_due_soon_and_a_strong_one_much_later(db_path):
+def test_a_missed_question_is_due_soon_and_a_strong_one_much_later(history_at):
     now = utcnow()
-    with History(db_path) as history:
+    with History(history_at) as history:
         missed = history.review("norm-bn-purpose", "normalization", 0.0, now=now)
         strong = history.review("act-why-nonlinear", "activation", 9.5, now=now)
         assert timedelta(hours=23) <= missed.due - now <= timedelta(days=1, minutes=1)  # tomorrow, not in minutes
@@ -154,9 +188,9 @@ def test_the_same_reviews_give_the_same_due_dates(tmp_path):
 
 
 # ---- summaries ---------------------------------------------------------------------------------
-def test_sessions_and_topic_progress_are_summarised(db_path):
+def test_sessions_and_topic_progress_are_summarised(history_at):
     now = utcnow()
-    with History(db_path) as history:
+    with History(history_at) as history:
         history.create_session("s1", {}, {"due": [], "new": [], "other": []}, turn(), now)
         history.record_answer("s1", 1, graded(4.0), turn("norm-bn-vs-ln", kind="follow_up"), now)
         history.record_answer("s1", 2, graded(8.0), turn("act-why-nonlinear", "activation"), now)
@@ -168,3 +202,82 @@ def test_sessions_and_topic_progress_are_summarised(db_path):
     assert (progress["normalization"].answers, progress["normalization"].items) == (2, 2)
     assert progress["normalization"].mean_score == 6.0 and progress["activation"].mean_score == 9.0
     assert progress["normalization"].due == 2 and progress["activation"].due == 0
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------
+def test_a_new_postgresql_database_gets_its_numbered_migrations_once(postgres_url):
+    from coach.history import PG_MIGRATIONS
+
+    History(postgres_url).close()
+    with History(postgres_url) as history:
+        assert history.dialect == "postgresql"
+        assert history.applied_migrations() == [m.__name__ for m in PG_MIGRATIONS] == [
+            "pg001_create_tables", "pg002_create_indexes", "pg003_user_documents", "pg004_users"]
+        assert history.db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(PG_MIGRATIONS)
+
+
+def test_replicas_starting_together_migrate_a_new_database_once(postgres_url):
+    errors = []
+
+    def start() -> None:
+        try:
+            History(postgres_url).close()
+        except Exception as exc:  # noqa: BLE001 - reported to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with History(postgres_url) as history:
+        assert history.db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 4
+
+
+def test_users_sharing_one_database_see_only_their_own_sessions_and_cards(postgres_url):
+    with History(postgres_url, user="alice") as alice:
+        alice.create_session("s-alice", {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
+        alice.record_answer("s-alice", 1, graded(3.0), None, utcnow())
+    with History(postgres_url, user="bob") as bob:
+        assert bob.session("s-alice") is None and bob.turns("s-alice") == []
+        assert bob.list_sessions() == [] and bob.cards() == {} and bob.topic_progress() == []
+        with pytest.raises(CoachError):
+            bob.record_answer("s-alice", 2, graded(), None, utcnow())
+        bob.stop_session("s-alice", utcnow())
+    with History(postgres_url, user="alice") as alice:
+        assert alice.session("s-alice").status == "finished" and len(alice.cards()) == 1
+
+
+def test_two_replicas_answering_the_same_question_record_it_once(postgres_url):
+    with History(postgres_url, user="u") as history:
+        history.create_session("s1", {}, {"due": [], "new": [], "other": []}, turn(), utcnow())
+    barrier, outcomes = threading.Barrier(2), []
+
+    def answer() -> None:
+        with History(postgres_url, user="u") as history:
+            barrier.wait()
+            try:
+                history.record_answer("s1", 1, graded(), turn("norm-bn-vs-ln"), utcnow())
+                outcomes.append("ok")
+            except CoachError:
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=answer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok", "refused"]
+    with History(postgres_url, user="u") as history:
+        assert [(t.seq, t.answered) for t in history.turns("s1")] == [(1, True), (2, False)]
+        assert history.cards()["norm-bn-purpose"].reviews == 1
+
+
+def test_an_unreachable_database_is_one_sentence_without_its_password():
+    from tests.conftest import free_port
+
+    url = f"postgresql://coach:s3cret@127.0.0.1:{free_port()}/coach"
+    with pytest.raises(CoachError, match="Cannot reach the history database") as caught:
+        History(url)
+    assert "s3cret" not in str(caught.value)

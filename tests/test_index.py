@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from dataclasses import replace
@@ -211,7 +212,20 @@ def test_with_background_refresh_a_request_never_waits_for_a_new_generation(smal
     doc = tmp_path / "late.md"
     doc.write_text("# 什么是张量?\n张量就是多维数组,标量、向量和矩阵都是它的特例。\n", encoding="utf-8")
     KnowledgeBase(small_settings).ingest([doc])
-    assert small_kb.retriever is before  # served from the generation it had, while a thread loads the new one
+    # a slow retriever build (the real bank's takes about a second) is held until the requests are served
+    built, release = threading.Event(), threading.Event()
+    make = small_kb._make_retriever
+
+    def slow_make(data):
+        built.set()
+        release.wait(30)
+        return make(data)
+
+    small_kb._make_retriever = slow_make
+    for _ in range(3):  # served from the generation it had, while a thread loads the new one
+        assert small_kb.retriever is before and "late.md" not in small_kb.sources()
+    assert built.wait(30)
+    release.set()
     deadline = time.monotonic() + 60
     while "late.md" not in small_kb.sources() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -41,13 +41,14 @@ import os
 import gradio as gr
 
 from ..config import Settings
+from ..errors import CoachError
 from ..limits import MAX_UPLOAD_MB
 from ..service import Coach
 from ..strings import language_of, t, use_language
 from .api import register_api
 from .chat_tab import chat_tab
-from .common import PageText, topic_choices
-from .grade_tab import grade_tab
+from .common import PageText, space_of, topic_choices
+from .grade_tab import bank_choices, grade_tab
 from .interview_tab import interview_tab
 from .knowledge_tab import knowledge_tab, upload_css
 from .progress_tab import progress_tab
@@ -137,7 +138,7 @@ def build_app(coach: Coach):
             with gr.Tab(t("tabs.interview"), id="interview", elem_id="tab-interview") as interview_page:
                 interview = interview_tab(coach, lang, texts)
             with gr.Tab(t("tabs.grade"), id="grade", elem_id="tab-grade") as grade_page:
-                grade_tab(coach, lang, texts)
+                grade_pick = grade_tab(coach, lang, texts)
             with gr.Tab(t("tabs.kb"), id="kb", elem_id="tab-kb") as kb_page:
                 knowledge_tab(coach, header, app, lang, texts)  # also refreshes the header on load
             with gr.Tab(t("tabs.progress"), id="progress", elem_id="tab-progress") as progress:
@@ -146,14 +147,23 @@ def build_app(coach: Coach):
                            ("progress", progress)):
             texts.add(page, label=f"tabs.{name}")
 
-        # documents uploaded since the page was built add topics ("我的资料 · notes.md")
-        def topics_now(chosen):
-            with use_language(chosen):
-                return gr.Dropdown(choices=topic_choices(coach))
+        # documents uploaded since the page was built (this person's and the shared ones) add topics
+        # ("我的资料 · notes.md") and questions to grade
+        def choices_now(make):
+            def handler(request: gr.Request, chosen):
+                with use_language(chosen):
+                    try:
+                        space = space_of(coach, request)
+                    except CoachError:
+                        return gr.skip()
+                    return gr.Dropdown(choices=make(space))
+            return handler
 
-        gr.on([interview_page.select, app.load], topics_now, lang, interview["topics"], api_visibility="private",
-              show_progress="hidden")
-        texts.refresh(topics_now, [], [interview["topics"]])
+        for page, make, picker in ((interview_page, topic_choices, interview["topics"]),
+                                   (grade_page, bank_choices, grade_pick)):
+            handler = choices_now(make)
+            gr.on([page.select, app.load], handler, lang, picker, api_visibility="private", show_progress="hidden")
+            texts.refresh(handler, [], [picker])
         texts.wire(lang)
 
         def asked_language(request: gr.Request):
@@ -170,12 +180,21 @@ def build_app(coach: Coach):
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share: bool = False,
-          settings: Settings | None = None, prevent_thread_lock: bool = False, quiet: bool = False, coach=None):
-    """Load the models once, build the page and launch it; returns ``(app, local_url)``."""
+          settings: Settings | None = None, prevent_thread_lock: bool = False, quiet: bool = False, coach=None,
+          accounts=None, trusted_header: str | None = None):
+    """Load the models once, build the page and launch it; returns ``(app, local_url)``.
+
+    Who is signed in: ``trusted_header`` (a reverse proxy's header names the user; no login page),
+    else the users in ``accounts`` (a login page, each user their own space), else ``auth`` (one
+    shared password, one space), else nobody (one person's app, no login)."""
     credentials = parse_auth(auth if auth is not None else os.environ.get("COACH_AUTH"))
     from starlette.middleware import Middleware
 
-    coach = coach or Coach(settings)
+    coach = coach or Coach(settings, accounts=accounts, trusted_header=trusted_header)
+    if coach.trusted_header:
+        credentials = None
+    elif coach.accounts is not None and len(coach.accounts):
+        credentials = coach.accounts.verify  # Gradio calls it with the name and password typed
     _skip_matplotlib_probe()
     app = build_app(coach)
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX)

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..errors import CoachError
 from ..service import Coach, client_of
-from .common import api_error
+from .common import api_error, space_of
 from .render import answer_json, interview_config, question_json, turn_json
 
 
@@ -25,7 +25,7 @@ def register_api(coach: Coach) -> None:
         `history`: the conversation so far as [{"role": "user"|"assistant", "content": ...}] (used by a configured
         model; the last 6 are kept). Returns the answer as Markdown and {"query", "grounded", "model", "sources": [...]}."""
         with api_errors():
-            answer = coach.chat.answer(check_query(question), check_previous(previous) or None, check_history(history))
+            answer = space_of(coach, request).chat.answer(check_query(question), check_previous(previous) or None, check_history(history))
             return answer.text, answer_json(answer)
 
     def grade(question: str = "", answer: str = "", question_id: str = "", request: gr.Request = None) -> dict:
@@ -33,28 +33,31 @@ def register_api(coach: Coach) -> None:
         with api_errors():
             item_id = check_id(question_id, "The question id") or None
             text = check_query(question) if (question and not item_id) else None
-            return coach.grader.grade(check_answer(answer), item_id=item_id, question=text).to_json()
+            return space_of(coach, request).grader.grade(check_answer(answer), item_id=item_id, question=text).to_json()
 
     def interview_start(topics: list[str] | None = None, difficulty: str = "adaptive", questions: int = 5,
                         time_limit: float = 0, review_only: bool = False, request: gr.Request = None) -> tuple[str, dict]:
         """Start a mock interview. Returns a session token (keep it secret) and the first question."""
         with api_errors():
-            session_id, question = coach.start_interview(
+            space = space_of(coach, request)
+            session_id, question = space.start_interview(
                 interview_config(topics, difficulty, questions, time_limit, review_only is True))
-            token = coach.interviews.add(session_id, client_of(request))
-            return token, question_json(question, coach.topic_name(question.topic))
+            token = space.interviews.add(session_id, client_of(request))
+            return token, question_json(question, space.topic_name(question.topic))
 
     def interview_answer(token: str, answer: str, request: gr.Request = None) -> tuple[dict, dict | None]:
         """Answer the current question. Returns the graded turn and the next question (null when finished)."""
         with api_errors():
-            result = coach.answer_interview(coach.interviews.get(token), check_answer(answer))
+            space = space_of(coach, request)  # a token is found only in the history of the user who started it
+            result = space.answer_interview(space.interviews.get(token), check_answer(answer))
             nxt = result.next
-            return turn_json(result), question_json(nxt, coach.topic_name(nxt.topic) if nxt else "")
+            return turn_json(result), question_json(nxt, space.topic_name(nxt.topic) if nxt else "")
 
     def interview_report(token: str, request: gr.Request = None) -> tuple[str, dict]:
         """The session's report as Markdown and as JSON (works before the end too)."""
         with api_errors():
-            report = coach.interview_report(coach.interviews.get(token))
+            space = space_of(coach, request)
+            report = space.interview_report(space.interviews.get(token))
             return report.to_markdown(), report.to_json()
 
     for fn in (ask, grade, interview_start, interview_answer, interview_report):

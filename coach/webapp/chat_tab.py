@@ -8,7 +8,7 @@ import gradio as gr
 from ..errors import CoachError
 from ..service import Coach
 from ..strings import t, use_language
-from .common import PageText, english, is_english, warn
+from .common import PageText, english, is_english, space_of, warn
 from .render import ASK_LINK, chat_history, chat_messages, offline_note_shown
 
 
@@ -150,7 +150,7 @@ def chat_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
     texts.add(clear, value="chat.clear")
     texts.add(examples.dataset, label="chat.examples", samples=lambda: [[q] for q in example_questions(coach)])
 
-    def respond(message: str, chat: dict, page_lang: str, event: gr.EventData):
+    def respond(request: gr.Request, message: str, chat: dict, page_lang: str, event: gr.EventData):
         """Stream one answer; the conversation so far is this browser tab's own state. A click on a
         related question asks that question (and leaves whatever is typed in the box alone).
         A question in English (or the English page) gets the bank's English question and a line
@@ -171,7 +171,8 @@ def chat_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
         # the box is emptied with the first piece only, so the next question can be typed meanwhile
         answer, box_value = None, gr.skip() if related else ""
         try:
-            for answer in coach.chat.stream(message, chat["previous"], chat_history(before)):
+            space = space_of(coach, request)
+            for answer in space.chat.stream(message, chat["previous"], chat_history(before)):
                 yield box_value, turn(answer, False), gr.skip()
                 box_value = gr.skip()
         except CoachError as exc:

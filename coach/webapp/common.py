@@ -53,6 +53,15 @@ def bank_question(item) -> str:
 
 
 
+def space_of(coach, request):
+    """Whose request this is: the signed-in user's space (their history, documents and reports), or
+    the one space of an app without accounts. Every handler that reads or writes a person's state
+    takes ``request: gr.Request`` as its first parameter and starts here."""
+    headers = getattr(request, "headers", None) if request is not None else None
+    return coach.space_for(getattr(request, "username", None) if request is not None else None, headers)
+
+
+
 def topic_name(coach, topic: str) -> str:
     """A topic's name in the page's language."""
     found = coach.kb.catalog.topics.get(topic)

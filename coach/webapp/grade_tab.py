@@ -8,7 +8,7 @@ import gradio as gr
 from ..errors import CoachError
 from ..service import Coach
 from ..strings import difficulty_name, t, use_language
-from .common import PageText, bank_question, topic_name, warn
+from .common import PageText, bank_question, space_of, topic_name, warn
 from .render import grade_details_markdown, highlighted_answer, score_markdown
 
 
@@ -23,7 +23,8 @@ def bank_choices(coach: Coach) -> list[tuple[str, str]]:
 
 
 
-def grade_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
+def grade_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> gr.Dropdown:
+    """The tab; returns its question picker, whose choices the page refreshes per person (their documents)."""
     texts.add(gr.Markdown(t("grade.intro"), elem_id="grade-intro"), value="grade.intro")
     with gr.Row():
         with gr.Column(scale=1):
@@ -47,20 +48,21 @@ def grade_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
     texts.add(marked, label="grade.highlight", color_map=lambda: {t("grade.covered_label"): "green",
                                                                  t("grade.misconception_label"): "red"})
 
-    def run(item_id: str | None, question: str, text: str, page_lang: str = "zh"):
+    def run(request: gr.Request, item_id: str | None, question: str, text: str, page_lang: str = "zh"):
         with use_language(page_lang):
-            return _run(item_id, question, text)
+            return _run(request, item_id, question, text)
 
-    def _run(item_id: str | None, question: str, text: str):
+    def _run(request, item_id: str | None, question: str, text: str):
         if not (question or "").strip() and not item_id:
             gr.Warning(t("grade.need_question"), title=t("warning_title"))
             return gr.skip()
         try:
+            space = space_of(coach, request)
             if (question or "").strip():
-                result = coach.grader.grade(text, question=question)
+                result = space.grader.grade(text, question=question)
             else:
-                result = coach.grader.grade(text, item_id=item_id)
-            coach.record_practice(result, text or "")  # 进度 counts it, and the question's review is rescheduled
+                result = space.grader.grade(text, item_id=item_id)
+            space.record_practice(result, text or "")  # 进度 counts it, and the question's review is rescheduled
         except CoachError as exc:
             warn(exc)
             return gr.skip()
@@ -68,4 +70,5 @@ def grade_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> None:
                 grade_details_markdown(result))
 
     submit.click(run, [pick, custom, answer, lang], [score, marked, details], api_visibility="private")
+    return pick
 

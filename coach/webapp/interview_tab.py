@@ -9,7 +9,7 @@ from ..errors import CoachError
 from ..interview import MAX_QUESTIONS
 from ..service import Coach
 from ..strings import t, use_language
-from .common import PageText, topic_choices, warn
+from .common import PageText, space_of, topic_choices, warn
 from .render import countdown_markdown, escape_html, interview_config, question_markdown, turn_markdown
 
 
@@ -33,8 +33,8 @@ def interview_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> dict:
     def abandon(view: dict) -> None:
         """The browser tab went away mid-interview: record the session as stopped early."""
         if view and view.get("session") and not view.get("done"):
-            try:
-                coach.stop_interview(view["session"])
+            try:  # no request here: the (server-side) state remembers whose interview it is
+                coach.space(view.get("user")).stop_interview(view["session"])
             except CoachError:
                 pass
 
@@ -92,10 +92,10 @@ def interview_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> dict:
         """The answer box and its buttons: usable only while a question is open."""
         return gr.Button(interactive=on), gr.Button(interactive=on)
 
-    def finished(view: dict, last: str | None, label: str = ""):
+    def finished(space, view: dict, last: str | None, label: str = ""):
         """The report; ``last``: the final answer's feedback (None when the candidate stopped early)."""
-        result = coach.interview_report(view["session"])
-        markdown_path, pdf_path = coach.save_report(result)
+        result = space.interview_report(view["session"])
+        markdown_path, pdf_path = space.save_report(result)
         feedback = gr.Accordion(label=label or t("interview.last_feedback"), open=False, visible=True) if last else gr.skip()
         return ({**view, "deadline": None, "done": True}, "", t("interview.finished"), "", gr.Timer(active=False),
                 gr.Textbox(value="", interactive=False, placeholder=t("interview.ended_placeholder")),
@@ -104,33 +104,35 @@ def interview_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> dict:
                 gr.DownloadButton(value=str(markdown_path), visible=True),
                 gr.DownloadButton(value=str(pdf_path), visible=True), *answering(False), *[gr.skip()] * 4)
 
-    def begin(topic_ids, difficulty, questions, seconds, page_lang: str = "zh", review: bool = False):
+    def begin(request: gr.Request, topic_ids, difficulty, questions, seconds, page_lang: str = "zh",
+              review: bool = False):
         with use_language(page_lang):
-            return _begin(topic_ids, difficulty, questions, seconds, review)
+            return _begin(request, topic_ids, difficulty, questions, seconds, review)
 
-    def _begin(topic_ids, difficulty, questions, seconds, review: bool):
+    def _begin(request, topic_ids, difficulty, questions, seconds, review: bool):
         try:
+            space = space_of(coach, request)
             config = interview_config(topic_ids, difficulty, questions, seconds, review)
-            session_id, first = coach.start_interview(config)
+            session_id, first = space.start_interview(config)
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        view = {"session": session_id, "main": 1, "total": int(config.questions),
+        view = {"session": session_id, "user": space.user, "main": 1, "total": int(config.questions),
                 "deadline": first.deadline.timestamp() if first.deadline else None}
         banner_text = t("interview.review_banner", n=int(config.questions)) if review else ""
         # the settings show what this session runs with (a review from 进度 sets its own)
         settings = (list(config.topics), str(config.difficulty), int(config.questions), int(config.time_limit or 0))
-        return (view, banner_text, question_markdown(coach, first, view), countdown_markdown(view),
+        return (view, banner_text, question_markdown(space, first, view), countdown_markdown(view),
                 gr.Timer(active=bool(first.time_limit)),
                 gr.Textbox(value="", interactive=True, placeholder=t("interview.answer_placeholder")),
                 gr.Accordion(visible=False), "", gr.Column(visible=False), "", None, gr.DownloadButton(visible=False),
                 gr.DownloadButton(visible=False), *answering(True), *settings)
 
-    def reply(text: str, view: dict, page_lang: str = "zh"):
+    def reply(request: gr.Request, text: str, view: dict, page_lang: str = "zh"):
         with use_language(page_lang):
-            return _reply(text, view)
+            return _reply(request, text, view)
 
-    def _reply(text: str, view: dict):
+    def _reply(request, text: str, view: dict):
         if not view.get("session"):
             gr.Warning(t("interview.not_started"), title=t("warning_title"))
             return gr.skip()
@@ -138,36 +140,38 @@ def interview_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> dict:
             gr.Warning(t("interview.already_ended"), title=t("warning_title"))
             return gr.skip()
         try:
-            result = coach.answer_interview(view["session"], text)
+            space = space_of(coach, request)
+            result = space.answer_interview(view["session"], text)
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        last = turn_markdown(result, coach)
+        last = turn_markdown(result, space)
         score = t("interview.no_score") if result.grade.score is None else f"{result.score:.1f}/10"
         label = t("interview.last_feedback_scored", score=score, verdict=result.grade.verdict)
         if result.finished:
-            return finished(view, last, label)
+            return finished(space, view, last, label)
         nxt = result.next
         view = {**view, "main": view["main"] + (not nxt.is_follow_up),
                 "deadline": nxt.deadline.timestamp() if nxt.deadline else None}
         fold_now = gr.Accordion(label=label, open=False, visible=True)
-        return (view, gr.skip(), question_markdown(coach, nxt, view), countdown_markdown(view),
+        return (view, gr.skip(), question_markdown(space, nxt, view), countdown_markdown(view),
                 gr.Timer(active=bool(nxt.time_limit)), "", fold_now, last, *[gr.skip()] * 5, *answering(True),
                 *[gr.skip()] * 4)
 
-    def end(view: dict, page_lang: str = "zh"):
+    def end(request: gr.Request, view: dict, page_lang: str = "zh"):
         if not view.get("session") or view.get("done"):
             return gr.skip()
         with use_language(page_lang):
-            return _end(view)
+            return _end(request, view)
 
-    def _end(view: dict):
+    def _end(request, view: dict):
         try:
-            coach.stop_interview(view["session"])
+            space = space_of(coach, request)
+            space.stop_interview(view["session"])
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return finished(view, None)
+        return finished(space, view, None)
 
     def tick(view: dict, page_lang: str = "zh"):
         with use_language(page_lang):
@@ -177,7 +181,10 @@ def interview_tab(coach: Coach, lang: gr.Radio, texts: PageText) -> dict:
     private = dict(api_visibility="private")
     start.click(begin, [topics, level, count, limit, lang], outputs, **private).then(None, js=SCROLL_TO_QUESTION)
     gr.on([submit.click, answer.submit], reply, [answer, state, lang], outputs, **private).then(None, js=SCROLL_TO_QUESTION)
-    skip.click(lambda view, page_lang: reply("", view, page_lang), [state, lang], outputs, **private).then(
+    def skipped(request: gr.Request, view: dict, page_lang: str = "zh"):
+        return reply(request, "", view, page_lang)
+
+    skip.click(skipped, [state, lang], outputs, **private).then(
         None, js=SCROLL_TO_QUESTION)
     stop.click(end, [state, lang], outputs, **private)
     timer.tick(tick, [state, lang], [countdown, timer], show_progress="hidden", concurrency_limit=None, **private)

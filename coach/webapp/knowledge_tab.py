@@ -17,7 +17,7 @@ from ..errors import CoachError
 from ..limits import MAX_UPLOAD_MB, check_query
 from ..service import Coach
 from ..strings import difficulty_name, t, use_language
-from .common import PageText, bank_question, topic_name, warn
+from .common import PageText, bank_question, space_of, topic_name, warn
 from .render import report_markdown
 
 
@@ -117,54 +117,66 @@ def knowledge_tab(coach: Coach, header, app: gr.Blocks, lang: gr.Radio, texts: P
     texts.add(rebuild_info, value="kb.rebuild_info")
     listing = [table, pick, header]
 
-    def listed(page_lang: str = "zh"):
+    def listed(request: gr.Request, page_lang: str = "zh"):
+        """This person's documents (the ones they may remove) and the header's counts."""
         with use_language(page_lang):
-            names = sorted(coach.kb.sources())
-            return sources_table(coach), gr.Dropdown(choices=names, value=None), t("header", summary=coach.summary())
+            try:
+                space = space_of(coach, request)
+            except CoachError as exc:
+                warn(exc)
+                return gr.skip(), gr.skip(), gr.skip()
+            return _listed(space)
 
-    texts.refresh(lambda page_lang: listed(page_lang)[0], [], [table])
+    def _listed(space):
+        names = sorted(space.kb.sources())
+        return sources_table(space), gr.Dropdown(choices=names, value=None), t("header", summary=space.summary())
 
-    def upload(paths, replace_same, page_lang: str = "zh", progress=gr.Progress()):
+    texts.refresh(listed, [], listing)
+
+    def upload(request: gr.Request, paths, replace_same, page_lang: str = "zh", progress=gr.Progress()):
         with use_language(page_lang):
-            return _upload(paths, replace_same, page_lang, progress)
+            return _upload(request, paths, replace_same, progress)
 
-    def _upload(paths, replace_same, page_lang, progress):
+    def _upload(request, paths, replace_same, progress):
         if not paths:
             gr.Warning(t("kb.no_files"), title=t("warning_title"))
             return gr.skip()
         try:
-            report = coach.add_documents([Path(p) for p in paths], progress, replace=bool(replace_same))
+            space = space_of(coach, request)
+            report = space.add_documents([Path(p) for p in paths], progress, replace=bool(replace_same))
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return report_markdown(report), None, *listed(page_lang)
+        return report_markdown(report), None, *_listed(space)
 
-    def drop(name, page_lang: str = "zh"):
+    def drop(request: gr.Request, name, page_lang: str = "zh"):
         with use_language(page_lang):
-            return _drop(name, page_lang)
+            return _drop(request, name)
 
-    def _drop(name, page_lang):
+    def _drop(request, name):
         if not name:
             gr.Warning(t("kb.pick_source"), title=t("warning_title"))
             return gr.skip()
         try:
-            removed = coach.remove_document(name)
+            space = space_of(coach, request)
+            removed = space.remove_document(name)
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return t("kb.removed", name=html.escape(name), chunks=removed), *listed(page_lang)
+        return t("kb.removed", name=html.escape(name), chunks=removed), *_listed(space)
 
     def rebuild_index(page_lang: str = "zh", progress=gr.Progress()):
         with use_language(page_lang):
-            return _rebuild_index(page_lang, progress)
+            return _rebuild_index(progress)
 
-    def _rebuild_index(page_lang, progress):
+    def _rebuild_index(progress):
+        # the operator's button (COACH_SHOW_REBUILD): the shared index, whoever is signed in
         try:
             counts = coach.rebuild(progress)
         except CoachError as exc:
             warn(exc)
             return gr.skip()
-        return t("kb.rebuilt", bank=counts["bank_units"], docs=counts["doc_units"]), *listed(page_lang)
+        return t("kb.rebuilt", bank=counts["bank_units"], docs=counts["doc_units"]), *_listed(coach)
 
     add.click(upload, [files, replace, lang], [result, files, *listing], api_visibility="private")
     remove.click(drop, [pick, lang], [result, *listing], api_visibility="private")

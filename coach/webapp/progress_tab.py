@@ -8,7 +8,7 @@ import gradio as gr
 from ..errors import CoachError
 from ..service import Coach
 from ..strings import t, use_language
-from .common import PageText, bank_question, english, topic_name, warn
+from .common import PageText, bank_question, english, space_of, topic_name, warn
 from .render import escape_html, local_time
 
 
@@ -83,13 +83,13 @@ def progress_tab(coach: Coach, app, tab, tabs, interview: dict, lang: gr.Radio, 
     texts.add(download, label="interview.download")
     texts.add(download_pdf, label="interview.download_pdf")
 
-    def load(page_lang: str = "zh"):
+    def load(request: gr.Request, page_lang: str = "zh"):
         with use_language(page_lang):
-            return _load()
+            return _load(request)
 
-    def _load():
+    def _load(request):
         try:
-            data = progress_tables(coach)
+            data = progress_tables(space_of(coach, request))
         except CoachError as exc:
             warn(exc)
             return gr.skip()
@@ -98,29 +98,35 @@ def progress_tab(coach: Coach, app, tab, tabs, interview: dict, lang: gr.Radio, 
         note = gr.Markdown(t("progress.no_history"), visible=data["sessions"].empty)
         return note, data["timeline"], data["topics"], data["due"], button, data["sessions"], data["ids"]
 
-    def open_report(session_ids: list, evt: gr.SelectData):
+    def open_report(request: gr.Request, session_ids: list, evt: gr.SelectData):
         """Clicking a past session shows its report, with both downloads."""
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         if not isinstance(row, int) or not 0 <= row < len(session_ids):
             return gr.skip()
         try:
-            result = coach.session_report(session_ids[row])
-            markdown_path, pdf_path = coach.save_report(result)
+            space = space_of(coach, request)
+            result = space.session_report(session_ids[row])
+            markdown_path, pdf_path = space.save_report(result)
         except CoachError as exc:
             warn(exc)
             return gr.skip()
         return (gr.Column(visible=True), escape_html(result.to_markdown()), gr.DownloadButton(value=str(markdown_path)),
                 gr.DownloadButton(value=str(pdf_path)))
 
-    def start_review(page_lang: str = "zh"):
-        due_now = len(coach.progress()["due"])
+    def start_review(request: gr.Request, page_lang: str = "zh"):
+        try:
+            due_now = len(space_of(coach, request).progress()["due"])
+        except CoachError as exc:
+            with use_language(page_lang):
+                warn(exc)
+            return gr.skip()
         if not due_now:
             with use_language(page_lang):
                 gr.Warning(t("progress.no_due"), title=t("warning_title"))
             return gr.skip()
         from ..interview import MAX_QUESTIONS
 
-        started = interview["begin"]([], "adaptive", min(due_now, MAX_QUESTIONS), 0, page_lang, review=True)
+        started = interview["begin"](request, [], "adaptive", min(due_now, MAX_QUESTIONS), 0, page_lang, review=True)
         return started if isinstance(started, dict) else (*started, gr.Tabs(selected="interview"))
 
     shown = [empty, chart, topics, due, review, sessions, ids]
