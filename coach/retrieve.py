@@ -184,6 +184,9 @@ class _Field:
         return scores / best if best > 0 else scores
 
 
+RELEVANCE_POOL = 8  # hybrid search judges at least this many candidates before ranking them by relevance
+
+
 class Retriever:
     """Search over an ``IndexData`` with one embedder and glossary, shared by every caller."""
 
@@ -214,24 +217,34 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None,
                qvecs: np.ndarray | None = None) -> list[Hit]:
-        """The ``k`` best hits for ``query`` by fused score; ``kind`` keeps only "bank" or "doc" units.
+        """The ``k`` best hits for ``query``; ``kind`` keeps only "bank" or "doc" units.
 
-        Ranking stays by the fused score, which is what the retrieval benchmark measures;
-        every hit carries the calibrated ``relevance`` it has among its kind's candidates.
-        ``qvecs``: the query's vectors when the caller has them (``query_vectors``).
+        Hybrid search ranks the shortlist by calibrated relevance (what chat and grading use:
+        the relevance model weighs term coverage and missing key terms, not only closeness),
+        ties by fused score; with a reranker, or in the "bm25" and "dense" ablations, by
+        score. Every hit carries its ``relevance``. ``qvecs``: the query's vectors when the
+        caller has them (``query_vectors``).
         """
         qvecs = self.query_vectors(query) if qvecs is None else qvecs
         hybrid = self._hybrid(query, qvecs)  # relevance is judged on the hybrid candidates, whatever the mode
         fused = hybrid if mode == "hybrid" else _fuse(self._signals(query, mode, qvecs), WEIGHTS[mode])
         if kind:
             fused = [(u, s) for u, s in fused if self.data.units[u].kind == kind]
-        fused = self._dedupe(fused, limit=max(k, 20) if self.reranker is not None else k)
+        by_relevance = mode == "hybrid" and self.reranker is None
+        fused = self._dedupe(fused, limit=max(k, 20) if self.reranker is not None else max(k, RELEVANCE_POOL)
+                             if by_relevance else k)
         if self.reranker is not None and fused:
             fused = self._rerank(query, fused)
-        scored = {h.group: h for hits in self._candidates(query, qvecs, hybrid, fused[:k]).values() for h in hits}
-        hits = [self._hit(rank, u, s) for rank, (u, s) in enumerate(fused[:k], 1)]
+        pool = fused if by_relevance else fused[:k]
+        scored = {h.group: h for hits in self._candidates(query, qvecs, hybrid, pool).values() for h in hits}
+        hits = [self._hit(0, u, s) for u, s in pool]
         for hit in hits:
             hit.relevance, hit.features = scored[hit.group].relevance, scored[hit.group].features
+        if by_relevance:
+            hits.sort(key=lambda h: (-h.relevance, -h.score))
+        hits = hits[:k]
+        for rank, hit in enumerate(hits, 1):
+            hit.rank = rank
         return hits
 
     def candidates(self, query: str, per_kind: int = 8, qvecs: np.ndarray | None = None) -> dict[str, list[Hit]]:

@@ -1,8 +1,12 @@
 """Hybrid retrieval over the small fixture bank: glossary-aware, question-weighted, de-duplicated."""
 
+from pathlib import Path
+
 import pytest
 
 from coach.retrieve import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("query, gold", [
@@ -64,3 +68,20 @@ def test_a_configured_reranker_reorders_the_fused_candidates(small_kb):
 
 def test_kind_filter_keeps_only_bank_items(small_kb):
     assert all(h.kind == "bank" for h in small_kb.search("ReLU", k=5, kind="bank"))
+
+
+def test_hybrid_search_ranks_as_chat_does_by_calibrated_relevance(real_kb):
+    # `coach search`, the bank browser and the benchmark see the order chat answers from
+    import json
+
+    rows = [json.loads(line) for line in (ROOT / "corpus/eval/retrieval/a.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()][:40]
+    differs = 0
+    for row in rows:
+        hits = real_kb.search(row["query"], k=5, kind="bank")
+        assert [h.relevance for h in hits] == sorted((h.relevance for h in hits), reverse=True)
+        assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+        assert hits[0].item_id == real_kb.lookup(row["query"]).bank[0].item_id
+        fused = real_kb.search(row["query"], k=5, kind="bank", mode="bm25")
+        differs += [h.item_id for h in fused] != [h.item_id for h in hits]
+    assert differs  # the ablation modes still rank by their own score
