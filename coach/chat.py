@@ -140,13 +140,14 @@ class ChatEngine:
     def find(self, question: str, previous: str | None = None) -> Lookup:
         """The knowledge base's hits for ``question`` read in context (what chat and grading share)."""
         reading = self.read_follow_up(question, previous)
-        merged = None
-        for query in (reading.query, *reading.alternatives):  # the first reading that finds an answer wins
+        spell = self.kb.retriever.read  # typos read as the terms they stand for (过你和 -> 过拟合)
+        merged, first = None, spell(reading.query)
+        for query in (first, *map(spell, reading.alternatives)):  # the first reading that finds an answer wins
             found = self.kb.lookup(query)
             if reading.subject:
                 found = found.without(self._not_naming(found, reading.subject))
             if found.answer is not None:
-                return replace(found, query=reading.query)
+                return replace(found, query=first)
             merged = found if merged is None else merged.merged(found)
         return merged
 

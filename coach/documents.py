@@ -76,14 +76,14 @@ def key_points_from(answer: str, glossary) -> tuple[KeyPoint, ...]:
 
 
 def _content(text: str, glossary) -> float:
-    return len(glossary.concepts_in(text)) * 2 + len({w for w in tokenize(text) if len(w) >= 2})
+    return len(glossary.concepts_in(text)) * 2 + len({w for w in tokenize(text, glossary.tokenizer) if len(w) >= 2})
 
 
 def _terms(sentence: str, glossary) -> tuple[tuple[str, ...], ...]:
     """Up to three term groups: the concepts a sentence names, else its longest words."""
     names = [glossary.concepts[c].zh[0] for c in glossary.concepts_in(sentence)][:3]
     if not names:
-        words = sorted({w for w in tokenize(sentence) if len(w) >= 2}, key=lambda w: (-len(w), w))
+        words = sorted({w for w in tokenize(sentence, glossary.tokenizer) if len(w) >= 2}, key=lambda w: (-len(w), w))
         names = words[:2]
     return tuple((n,) for n in names)
 

@@ -77,6 +77,13 @@ class Glossary:
         return cls([_concept(entry, path.name, i) for i, entry in enumerate(raw)])
 
     @cached_property
+    def tokenizer(self):
+        """A jieba tokenizer that keeps this glossary's names whole ("批归一化"), its own (text.new_tokenizer)."""
+        from .text import new_tokenizer
+
+        return new_tokenizer(self.names)
+
+    @cached_property
     def names(self) -> list[str]:
         return [name for c in self.concepts.values() for name in c.names if name]
 

@@ -154,7 +154,7 @@ def content_terms(text: str, glossary) -> set[str]:
     concepts = glossary.concepts_in(text)
     names = [compact(n) for cid in concepts for n in glossary.concepts[cid].names if n]
     terms = {f"§{cid}" for cid in concepts}
-    for token in tokenize(text):
+    for token in tokenize(text, glossary.tokenizer):
         form = compact(token)
         if form and not any(form in name for name in names):
             terms.add(form)

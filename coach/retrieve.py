@@ -25,7 +25,7 @@ candidates when the user configures one.
 
 from __future__ import annotations
 
-import weakref
+from functools import cached_property
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -34,7 +34,7 @@ import numpy as np
 from . import relevance as rel
 from .glossary import Glossary
 from .index import IndexData, Unit
-from .text import add_words, compact, tokenize
+from .text import compact, tokenize
 
 # Chosen on the retrieval dev set (docs/benchmarks.md); each single mode keeps its own best mix.
 WEIGHTS = {
@@ -127,7 +127,7 @@ class Reranker(Protocol):
 def unit_tokens(texts: list[str], glossary: Glossary) -> list[str]:
     """BM25 tokens of ``texts`` plus one ``§id`` token per glossary concept named."""
     joined = "\n".join(t for t in texts if t)
-    return tokenize(joined) + [f"§{cid}" for cid in glossary.concepts_in(joined)]
+    return tokenize(joined, glossary.tokenizer) + [f"§{cid}" for cid in glossary.concepts_in(joined)]
 
 
 TERMS_VERSION = 1  # bump when tokenize, unit_tokens or content_terms change what they return
@@ -138,22 +138,11 @@ def analyse(unit: Unit, glossary: Glossary) -> dict:
     content terms of each phrasing. Saved with the unit (``Unit.terms``) when it is written, so
     loading an index does not run jieba and the glossary over every unit again (about 5 s for
     the bank); valid for the glossary the generation was built with (the manifest's digest)."""
-    _teach(glossary)
     return {"v": TERMS_VERSION,
             "q": unit_tokens(unit.qtexts, glossary) if unit.qtexts else [],
             "b": unit_tokens([unit.text], glossary),
             "p": [sorted(rel.content_terms(q, glossary)) for q in unit.qtexts],
             "bt": sorted(rel.content_terms(unit.text, glossary))}
-
-
-_TAUGHT: "weakref.WeakSet[Glossary]" = weakref.WeakSet()
-
-
-def _teach(glossary: Glossary) -> None:
-    """Teach jieba the glossary's names once per glossary (it takes about 25 ms, too much per unit)."""
-    if glossary not in _TAUGHT:
-        add_words(glossary.names)  # jieba keeps "批归一化" whole only once it knows the word
-        _TAUGHT.add(glossary)
 
 
 def _analysed(unit: Unit, glossary: Glossary) -> dict:
@@ -197,7 +186,6 @@ class Retriever:
         score as they would in the shared index) however few units this one has."""
         self.data, self.embedder, self.glossary, self.reranker = data, embedder, glossary, reranker
         self.model = model or rel.default_model()
-        _teach(glossary)
         units = data.units
         analysed = [_analysed(u, glossary) for u in units]
         self.bm25_q = _Field([a["q"] for a in analysed])
@@ -215,6 +203,17 @@ class Retriever:
         bounds = np.searchsorted(data.vec_unit[order], np.arange(len(units) + 1))
         self._rows = [order[bounds[i]:bounds[i + 1]] for i in range(len(units))]
 
+    @cached_property
+    def speller(self):
+        """Reads typos in a query (``spelling.py``): homophones of glossary names, one-slip Latin words."""
+        from .spelling import Speller
+
+        return Speller(self.glossary, [" ".join([u.text, *u.qtexts]) for u in self.data.units])
+
+    def read(self, query: str) -> str:
+        """The query with its typos read (过你和 -> 过拟合, LSMT -> LSTM); otherwise as typed."""
+        return self.speller.correct(query)[0]
+
     def search(self, query: str, k: int = 5, mode: str = "hybrid", kind: str | None = None,
                qvecs: np.ndarray | None = None) -> list[Hit]:
         """The ``k`` best hits for ``query``; ``kind`` keeps only "bank" or "doc" units.
@@ -225,6 +224,7 @@ class Retriever:
         score. Every hit carries its ``relevance``. ``qvecs``: the query's vectors when the
         caller has them (``query_vectors``).
         """
+        query = self.read(query)
         qvecs = self.query_vectors(query) if qvecs is None else qvecs
         hybrid = self._hybrid(query, qvecs)  # relevance is judged on the hybrid candidates, whatever the mode
         fused = hybrid if mode == "hybrid" else _fuse(self._signals(query, mode, qvecs), WEIGHTS[mode])
@@ -253,6 +253,7 @@ class Retriever:
         The two kinds are retrieved apart so that a user's notes are never crowded out of
         the shortlist by bank items that merely share words with the query.
         """
+        query = self.read(query)
         qvecs = self.query_vectors(query) if qvecs is None else qvecs
         return self._candidates(query, qvecs, self._hybrid(query, qvecs), [], per_kind)
 
@@ -298,6 +299,7 @@ class Retriever:
         return out
 
     def query_vectors(self, query: str) -> np.ndarray:
+        query = self.read(query)
         return self.embedder.embed_queries(list(dict.fromkeys([query, self.glossary.expand(query)])))
 
     def _features(self, terms: rel.QueryTerms, qvecs: np.ndarray, u: int) -> dict[str, float]:

@@ -55,35 +55,37 @@ def stopwords() -> frozenset[str]:
     return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
 
 
-@lru_cache(maxsize=1)
-def _jieba():
+def new_tokenizer(words=()):
+    """A jieba tokenizer of its own that keeps ``words`` (a glossary's names) whole.
+
+    One per glossary (``Glossary.tokenizer``), never jieba's global one: a process that loads
+    two glossaries (the tests, the benchmarks) must not tokenise one bank with the other's
+    words, which silently changed what a query matched."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
-def add_words(words) -> None:
-    """Teach the tokeniser domain words (glossary names) so it keeps them whole."""
-    jieba = _jieba()
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
     for word in words:
         if len(word) >= 2:
-            jieba.add_word(normalize(word), freq=2000)
+            tokenizer.add_word(normalize(word), freq=2000)
+    return tokenizer
 
 
 _LATIN_RUN = re.compile(r"[a-z0-9][a-z0-9+#]*(?:[-.][a-z0-9+#]+)*")
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, tokenizer) -> list[str]:
     """BM25 tokens: Latin-script words whole, jieba search-mode words for the rest, without
     stopwords and punctuation. Latin words go around jieba, which would cut "memory" into
     "m", "em", "ory" because its dictionary knows "em".
 
-    >>> tokenize("BN层为什么要加γ和β? memory savings")
+    >>> tokenize("BN层为什么要加γ和β? memory savings", glossary.tokenizer)  # doctest: +SKIP
     ['bn', '层', '要加', 'γ', 'β', 'memory', 'savings']
+
+    ``tokenizer``: the glossary's (``Glossary.tokenizer``), which keeps its names whole.
     """
-    stop, jieba, words = stopwords(), _jieba(), []
+    stop, jieba, words = stopwords(), tokenizer, []
     norm = normalize(text)
     start = 0
     for m in _LATIN_RUN.finditer(norm):
