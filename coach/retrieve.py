@@ -193,10 +193,10 @@ class Retriever:
         self._text_keys: dict[int, str] = {}
         self._phrasings = [[set(p) for p in a["p"]] for a in analysed]
         self._q_terms = [set().union(*p) if p else set() for p in self._phrasings]
-        # the body's content terms: saved by analyse() since "bt" was added (4 ms a unit, which a
-        # fresh server otherwise paid on each unit's first appearance); older indexes fill lazily
-        self._b_terms: dict[int, tuple[set[str], str]] = {
-            u: (set(a["bt"]), compact(units[u].text)) for u, a in enumerate(analysed) if isinstance(a.get("bt"), list)}
+        # the body's content terms, saved by analyse() since "bt" was added: computing them took 4 ms a
+        # unit on its first appearance in a shortlist; read into a set on first use (older indexes: computed)
+        self._saved_b_terms = [a.get("bt") if isinstance(a.get("bt"), list) else None for a in analysed]
+        self._b_terms: dict[int, tuple[set[str], str]] = {}
         self._q_texts = [compact(" ".join(u.qtexts)) for u in units]
         self.terms = rel.TermStats([t for t in self._q_terms + (base._q_terms if base else []) if t])
         order = np.argsort(data.vec_unit, kind="stable")
@@ -311,8 +311,9 @@ class Retriever:
         if u not in self._b_terms:
             if len(self._b_terms) > 50_000:
                 self._b_terms = {}
-            body = self.data.units[u].text
-            self._b_terms[u] = (rel.content_terms(body, self.glossary), compact(body))
+            body, saved = self.data.units[u].text, self._saved_b_terms[u]
+            self._b_terms[u] = (set(saved) if saved is not None else rel.content_terms(body, self.glossary),
+                                compact(body))
         b_terms, b_text = self._b_terms[u]
         q_back = rel.back_cover(terms, self._phrasings[u], self.terms)
         return rel.features(terms, self._q_terms[u], b_terms, self._q_texts[u], b_text, q_cos, b_cos, q_back)
