@@ -75,8 +75,11 @@ class Space:
     # ---- reading ------------------------------------------------------------------
     def summary(self) -> str:
         mode = t("mode_llm", model=self.llm.id) if self.llm else t("mode_offline")
+        # who is signed in, and a way out when the app's own login page let them in
+        key = "signed_in_proxy" if self.coach.trusted_header else "signed_in"
+        who = t(key, user=_markdown_safe(self.user)) if self.user else ""
         return t("summary", items=len(self.kb.bank.items), topics=len(self.kb.bank.topics),
-                 docs=len(self.kb.all_sources()), mode=mode)
+                 docs=len(self.kb.all_sources()), mode=mode) + who
 
     def topic_name(self, topic: str) -> str:
         found = self.kb.catalog.topics.get(topic)
@@ -365,6 +368,15 @@ class _OpenSession:
 
     def __exit__(self, *exc):
         self.history.close()
+
+
+
+def _markdown_safe(text: str) -> str:
+    """A user name shown in Markdown: no markup, no HTML (names are checked, this is belt and braces)."""
+    import html
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]()#+!|<>~-])", r"\\\1", html.escape(str(text)))
 
 
 

@@ -56,6 +56,7 @@ def test_an_upload_is_listed_for_its_owner_after_a_reload_and_never_for_another_
     open_tab(alice, "📚 知识库")
     expect(alice.locator("#kb-sources")).to_contain_text("offbank_notes.md", timeout=WAIT_MS)
     expect(alice.locator(".coach-header").first).to_contain_text("资料 1 份", timeout=WAIT_MS)
+    expect(alice.locator(".coach-header").first).to_contain_text("alice", timeout=WAIT_MS)
 
     bob_context, bob = signed_in(browser, url, "bob")
     open_tab(bob, "📚 知识库")
@@ -85,3 +86,15 @@ def test_progress_is_each_users_own(browser, url):  # noqa: F811
     expect(alice.locator("#progress-empty")).to_be_visible(timeout=WAIT_MS)
     bob_context.close()
     alice_context.close()
+
+
+def test_the_header_names_the_user_and_signing_out_returns_to_the_login_page(browser, url):  # noqa: F811
+    context, page = signed_in(browser, url, "bob")
+    header = page.locator(".coach-header").first
+    expect(header).to_contain_text("bob", timeout=WAIT_MS)
+    header.get_by_role("link", name="退出登录").click()
+    expect(page.locator("input[type=password]")).to_be_visible(timeout=WAIT_MS)
+    page.goto(url)  # the session is gone: the app asks for a login again
+    expect(page.locator("input[type=password]")).to_be_visible(timeout=WAIT_MS)
+    assert page.locator("#chat-input textarea").count() == 0
+    context.close()

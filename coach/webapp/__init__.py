@@ -203,9 +203,18 @@ def serve(host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, sh
         server_name=host, server_port=port, auth=credentials, auth_message=t("title") if credentials else None,
         share=share, max_file_size=f"{MAX_UPLOAD_MB}mb", prevent_thread_lock=prevent_thread_lock, quiet=quiet,
         show_error=False, allowed_paths=[str(coach.reports_dir)], footer_links=["api"], ssr_mode=False,
-        mcp_server=False, css=CSS + toast_css() + upload_css(), enable_monitoring=False,
+        mcp_server=False, css=CSS + toast_css() + upload_css(), enable_monitoring=False, head=SIGN_OUT_JS,
         app_kwargs={"middleware": [Middleware(LoginThrottle)]})
     return app, url
+
+
+# Gradio opens every Markdown link in a new tab; signing out (the header's link) belongs in this one
+SIGN_OUT_JS = """<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest('a[href$="/logout"]');
+  if (link) { event.preventDefault(); window.location.assign(link.href); }
+}, true);
+</script>"""
 
 
 def _skip_matplotlib_probe() -> None:
