@@ -98,3 +98,20 @@ def test_the_header_names_the_user_and_signing_out_returns_to_the_login_page(bro
     expect(page.locator("input[type=password]")).to_be_visible(timeout=WAIT_MS)
     assert page.locator("#chat-input textarea").count() == 0
     context.close()
+
+
+def test_a_phone_can_sign_out_too(browser, url):  # noqa: F811
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", has_touch=True,
+                                  is_mobile=True, device_scale_factor=2)
+    page = context.new_page()
+    page.goto(url)
+    page.locator("input[type=text]").fill("bob")
+    page.locator("input[type=password]").fill(PASSWORDS["bob"])
+    page.locator("input[type=password]").press("Enter")
+    page.wait_for_selector("#chat-input textarea", timeout=WAIT_MS)
+    link = page.locator(".coach-header").first.get_by_role("link", name="退出登录")
+    expect(link).to_be_visible(timeout=WAIT_MS)
+    assert page.locator("#tab-chat").bounding_box()["y"] < 844 / 4  # the header stays compact
+    link.tap()
+    expect(page.locator("input[type=password]")).to_be_visible(timeout=WAIT_MS)
+    context.close()

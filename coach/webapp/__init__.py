@@ -81,7 +81,9 @@ footer { opacity: 0.6; }
 @media (max-width: 640px) {  /* phone: a one-line title, and all five tabs in the bar (they wrap, never "•••") */
   .coach-header { padding-top: 0 !important; padding-bottom: 0 !important; }
   .coach-header h1 { font-size: 1.05rem; line-height: 1.3; margin: 0; }
-  .coach-header p { display: none; }  /* the counts line: the knowledge tab lists the same */
+  /* the counts line goes (the knowledge tab lists the same); only its sign-out link stays */
+  .coach-header p { font-size: 0; line-height: 0; margin: 0; }
+  .coach-header p a[href$="/logout"] { font-size: 0.75rem; line-height: 1.4; }
   #coach-top { flex-wrap: nowrap; align-items: center; gap: 6px; }
   #coach-lang label { padding: 2px 5px; }
   #coach-tabs > .tab-wrapper [role=tablist] { flex-wrap: wrap; row-gap: 2px; }
