@@ -256,7 +256,8 @@ def ingest_worker():
                     raise ValueError("bad user key")
                 if key not in users:
                     home = kb.settings.home / "users" / key
-                    users.clear() if len(users) > 64 else None
+                    if len(users) > 64:  # a worker's memory stays bounded however many users upload
+                        users.clear()
                     users[key] = user_knowledge(changed(kb.settings, home=home, index_dir=home / "index", user=key),
                                                 progress, kb)
                 target = users[key]

@@ -58,8 +58,8 @@ class Space:
     their own uploads), history, reports and review schedule. Without accounts there is one
     space, the ``Coach`` itself, with everything in ``COACH_HOME`` as before."""
 
-    def _open_space(self, coach: "Coach", settings: Settings, kb, grader, chat, reports_dir: Path,
-                    user: str | None = None) -> None:
+    def __init__(self, coach: "Coach", settings: Settings, kb, grader, chat, reports_dir: Path,
+                 user: str | None = None):
         self.coach, self.user, self.settings, self.kb = coach, user, settings, kb
         self.grader, self.chat = grader, chat
         self.interviews = ApiInterviews(settings)
@@ -267,7 +267,7 @@ class Coach(Space):
         self.ingest_worker = IngestWorker(kb.settings)
         self._spaces: dict[str, Space] = {}
         self._spaces_lock = threading.Lock()
-        self._open_space(self, kb.settings, kb, Grader(kb, llm=self.llm_model), ChatEngine(kb, self.llm_model),
+        super().__init__(self, kb.settings, kb, Grader(kb, llm=self.llm_model), ChatEngine(kb, self.llm_model),
                          kb.settings.home / "web-reports")
         self.kb.search("BN", k=1)  # warm the query path (never the LLM) so the first user does not wait
         log(f"coach: ready in {time.monotonic() - started:.1f}s: {len(self.kb.bank.items)} questions, "
@@ -325,9 +325,7 @@ class Coach(Space):
         kb.refresh_in_background = True
         grader = Grader(kb, llm=self.llm_model)
         grader._vectors, grader._concepts = self.grader._vectors, self.grader._concepts  # reference texts are shared
-        space = Space()
-        space._open_space(self, settings, kb, grader, ChatEngine(kb, self.llm_model), self.reports_dir / key, user)
-        return space
+        return Space(self, settings, kb, grader, ChatEngine(kb, self.llm_model), self.reports_dir / key, user)
 
 
 

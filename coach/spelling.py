@@ -60,6 +60,7 @@ class Speller:
 
     def __init__(self, glossary, texts: list[str]):
         self.tokenizer = glossary.tokenizer
+        self._read = lru_cache(maxsize=2048)(self._read_text)  # this speller's own cache, gone with it
         self.sounds = readings()
         # a typed character stands for its usual reading (the first listed): 和 is he, never huo
         self.primary = primary_readings()
@@ -87,24 +88,30 @@ class Speller:
         return out
 
     def correct(self, query: str) -> tuple[str, list[tuple[str, str]]]:
+        """The query read, and the (typed, read) pairs; the same query is read once (chat, its lookup
+        and the query vectors each ask)."""
+        read, fixes = self._read(query)
+        return read, list(fixes)
+
+    def _read_text(self, query: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         fixes: list[tuple[str, str]] = []
         out = _CJK_RUN.sub(lambda m: self._chinese(m.group(0), fixes), query)
         out = _LATIN.sub(lambda m: self._latin(m.group(0), fixes), out)
-        return out, fixes
+        return out, tuple(fixes)
 
     # ---- Chinese: homophones of glossary names ----------------------------------------------
     def _chinese(self, run: str, fixes: list) -> str:
-        singles = _single_characters(run, self.tokenizer)
+        singles = None  # jieba's reading of the run, only once a window sounds like a name
         out, i = [], 0
         while i < len(run):
             for size in range(min(MAX_NAME, len(run) - i), MIN_NAME - 1, -1):
                 window = run[i:i + size]
+                name = self._homophone(window)
+                if name and singles is None:
+                    singles = _single_characters(run, self.tokenizer)
                 # a typo breaks the words it is in: jieba reads two or more of its characters alone
                 # (过/你/和, 灾难性/遗/往), where "交叉上" is a word and a particle, not a broken 交叉熵
-                if sum(singles[i:i + size]) < 2:
-                    continue
-                name = self._homophone(window)
-                if name:
+                if name and sum(singles[i:i + size]) >= 2:
                     out.append(name)
                     fixes.append((window, name))
                     i += size

@@ -135,7 +135,7 @@ def check_database(database_url: str, sent: dict) -> list[str]:
 
 def main() -> int:
     args = parse_args()
-    from load_test import percentile
+    from load_test import print_latencies
     from tests.pgserver import ThrowawayPostgres
 
     with ThrowawayPostgres() as postgres:
@@ -166,15 +166,7 @@ def main() -> int:
     total = sum(len(v) for v in results.values())
     print(f"\n{args.users} users, {args.replicas} replicas, one PostgreSQL: {total} requests in {wall:.1f}s "
           f"({total / wall:.1f}/s)")
-    print(f"{'endpoint':<18}{'ok':>6}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
-    for endpoint in sorted(set(results) | set(errors)):
-        ok = results[endpoint]
-        p50, p95, top = ((percentile(ok, 0.5) * 1000, percentile(ok, 0.95) * 1000, max(ok) * 1000) if ok
-                         else (0.0, 0.0, 0.0))
-        print(f"{endpoint:<18}{len(ok):>6}{len(errors[endpoint]):>8}{p50:>9.0f}{p95:>9.0f}{top:>9.0f}")
-    for endpoint, messages in errors.items():
-        for message in sorted(set(messages))[:5]:
-            print(f"  {endpoint} error: {message}")
+    print_latencies(results, errors, wall, width=18)
     complete = len(sent) - len({p.split(':')[0] for p in problems})
     print(f"interviews complete in the database: {complete} of {args.users}; "
           f"answers sent {sum(sent.values())}; problems: {len(problems)}")

@@ -120,17 +120,22 @@ def percentile(values: list[float], q: float) -> float:
 def report(results, errors, wall: float, args) -> int:
     print(f"\n{args.sessions} concurrent sessions x {args.requests} requests, think {args.think:g}s, "
           f"wall {wall:.1f}s")
-    print(f"{'endpoint':<10}{'ok':>6}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>8}")
+    print_latencies(results, errors, wall)
+    return 1 if any(errors.values()) else 0
+
+
+def print_latencies(results, errors, wall: float, width: int = 10) -> None:
+    """Per endpoint: calls that worked and failed, p50/p95/max latency and throughput; then the errors."""
+    print(f"{'endpoint':<{width}}{'ok':>6}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>8}")
     for endpoint in sorted(set(results) | set(errors)):
         ok = results[endpoint]
         p50, p95, top = ((percentile(ok, 0.5) * 1000, percentile(ok, 0.95) * 1000, max(ok) * 1000) if ok
                          else (0.0, 0.0, 0.0))
-        print(f"{endpoint:<10}{len(ok):>6}{len(errors[endpoint]):>8}{p50:>9.0f}{p95:>9.0f}{top:>9.0f}"
+        print(f"{endpoint:<{width}}{len(ok):>6}{len(errors[endpoint]):>8}{p50:>9.0f}{p95:>9.0f}{top:>9.0f}"
               f"{len(ok) / wall:>8.1f}")
     for endpoint, messages in errors.items():
         for message in sorted(set(messages))[:5]:
             print(f"  {endpoint} error: {message}")
-    return 1 if any(errors.values()) else 0
 
 
 def main() -> int:
