@@ -156,8 +156,18 @@ def evaluate_seed_page(grader, page: Path) -> dict:
         own.append(_free(grader, question, answer))
         other.append(_free(grader, pairs[(n + 1) % len(pairs)][0], answer))
     labels = [1] * len(own) + [0] * len(other)
-    return {"questions": len(pairs), "own mean": float(np.mean(own)), "other mean": float(np.mean(other)),
-            "auc own vs other": float(roc_auc_score(labels, own + other))}
+    out = {"questions": len(pairs), "own mean": float(np.mean(own)), "other mean": float(np.mean(other)),
+           "auc own vs other": float(roc_auc_score(labels, own + other))}
+    gold_file = grader.kb.settings.corpus_dir / "eval" / "grading_seed" / "003_gold.jsonl"
+    if gold_file.exists():  # two graders' blind rubric scores of the same answers (see corpus/README.md)
+        from scipy.stats import spearmanr
+
+        gold = {row["question"]: row["gold"] for row in map(json.loads, gold_file.read_text("utf-8").splitlines())}
+        graded = [(gold[q], score) for (q, _), score in zip(pairs, own) if q in gold]
+        y, p = np.array([g for g, _ in graded]), np.array([s for _, s in graded])
+        out.update({"gold mean": float(y.mean()), "vs gold: spearman": float(spearmanr(p, y).statistic),
+                    "vs gold: mae": float(np.mean(np.abs(p - y))), "vs gold: bias": float(np.mean(p - y))})
+    return out
 
 
 def _free(grader, question: str, answer: str) -> float:

@@ -48,6 +48,11 @@ MISCONCEPTION_SIM = 0.40
 PADDING_SIM = 0.30  # an unrelated sentence this close to a relevant one of the answer is part of it
 PADDING_FLOOR = 0.18  # below this a sentence is unrelated to the question, its answer and every point
 ALTERNATIVE_GAP = 0.10  # a second answering item this close in relevance is graded too
+PART_RELEVANCE = 0.8  # a clause alone is short and vague ("目标检测了解吗"): only a clear answer makes it a part
+MAX_PARTS = 3  # a question that asks more things than this is graded on its first three
+_CLAUSES = re.compile(r"[,，;；?？。]")
+_ASKS = re.compile(r"什么|为什么|为啥|怎么|怎样|如何|哪些|哪个|是否|吗|呢|区别|作用|原理|思想|说一下|说说|讲一下|讲讲|介绍|"
+                   r"\b(what|why|how|which|explain|describe|compare)\b", re.I)
 
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
 _CLAUSE_SPLIT = re.compile(r"[,，;；]")
@@ -121,6 +126,7 @@ class Reference:
     basis: str  # "bank", "document", or "none" when nothing answers the question
     sources: tuple[dict, ...]
     alternatives: tuple[str, ...] = ()  # other items that answer the question about as well
+    parts: tuple["Reference", ...] = ()  # a question that asks several things: one reference per thing
 
     @classmethod
     def from_item(cls, item: BankItem) -> "Reference":
@@ -162,6 +168,8 @@ class Grader:
         """
         ref = self.reference(item_id=item_id, question=question)
         grade = self.grade_reference(ref, answer)
+        if ref.parts:
+            return self.explain(_joined(ref, [self.grade_reference(r, answer) for r in ref.parts]), answer)
         for other in ref.alternatives:
             alt = self.grade_reference(Reference.from_item(self.kb.catalog.get(other)), answer)
             if (alt.score or 0) > (grade.score or 0):
@@ -217,6 +225,9 @@ class Grader:
         """
         found = self.kb.lookup(question)
         answers = [h for h in found.answers if h.kind == "bank" or h.title]
+        parts = self._parts(question, answered=bool(answers))
+        if len(parts) > 1 and (not answers or _item_id(answers[0]) in parts):
+            return _combined(question, [Reference.from_item(self.kb.catalog.get(i)) for i in parts])
         if not answers:
             near = tuple({"source": h.source, "item_id": h.item_id, "title": h.title, "relevance": h.relevance}
                          for h in found.related(3))
@@ -225,6 +236,29 @@ class Grader:
         close = [_item_id(h) for h in answers[1:2] if answers[0].relevance - h.relevance <= ALTERNATIVE_GAP]
         ref = Reference.from_item(item)
         return replace(ref, alternatives=tuple(i for i in close if i in self.kb.catalog.items and i != item.id))
+
+    def _parts(self, question: str, answered: bool) -> list[str]:
+        """The items a question that asks several things answers, one per clause, in order.
+
+        "SPP,YOLO了解吗?" or "BN层的作用,为什么要加γ和β" asks two questions that no single
+        item answers whole; each clause is looked up on its own, and a clause counts only when
+        an item answers it (a clause such as "不加可以吗" answers nothing and is left out).
+        When one item answers the whole question, the clauses before the first that asks
+        something (作用, 为什么, 吗 ...) are context: "Transformer里，为什么要除以根号dk" asks one thing.
+        """
+        clauses = [c for c in _CLAUSES.split(question) if len(c.strip()) >= 2]
+        if answered:  # context comes first ("Transformer里，"); after the first ask, a bare name is an ask too
+            first = next((n for n, c in enumerate(clauses) if _ASKS.search(c)), len(clauses))
+            clauses = clauses[first:]
+        if len(clauses) < 2:
+            return []
+        found: list[str] = []
+        for clause in clauses[:MAX_PARTS + 1]:
+            answers = [h for h in self.kb.lookup(clause, per_kind=3).answers
+                       if (h.kind == "bank" or h.title) and h.relevance >= PART_RELEVANCE]
+            if answers and (item := _item_id(answers[0])) not in found and item in self.kb.catalog.items:
+                found.append(item)
+        return found[:MAX_PARTS]
 
     # ---- grading -----------------------------------------------------------
     def _unmatched(self, ref: Reference) -> Grade:
@@ -567,6 +601,36 @@ def _restates(question: str, answer: str) -> bool:
     copied = len(grams & qgrams) / len(grams) >= 0.6 and (novel <= 12 or novel / len(grams) <= 0.3)
     circular = len(pairs) >= 12 and len(grams) / len(pairs) <= 0.7 and novel <= 14
     return copied or circular
+
+
+def _combined(question: str, refs: list[Reference]) -> Reference:
+    """One reference for a question that asks several things; each part is graded on its own."""
+    answer = "\n\n".join(f"【{r.question}】\n{r.model_answer}" for r in refs)
+    return Reference(question, tuple(kp for r in refs for kp in r.key_points),
+                     tuple(m for r in refs for m in r.misconceptions), answer, refs[0].item_id, refs[0].basis,
+                     tuple(s for r in refs for s in r.sources), parts=tuple(refs))
+
+
+def _joined(ref: Reference, grades: list[Grade]) -> Grade:
+    """The grade of a question that asks several things: the mean of its parts' scores.
+
+    An answer that treats one part well and skips the other earns about half, as an
+    interviewer would give; flags hold only when they hold for every part (a sentence that
+    is off-topic for one part is the answer to the other).
+    """
+    scored = [g for g in grades if g.score is not None]
+    if not scored:
+        return replace(grades[0], question=ref.question, sources=list(ref.sources), model_answer=ref.model_answer)
+    score = round(float(np.mean([g.score for g in scored])), 1)
+    flags = [f for f in scored[0].flags if all(f in g.flags for g in scored)]
+    feedback = [feedback_text()["composite"].format(parts="」「".join(r.question for r in ref.parts))]
+    for part, g in zip(ref.parts, grades):
+        feedback += [f"「{part.question}」 {g.score if g.score is not None else '-'}/10："] + g.feedback
+    return Grade(score=score, verdict=verdict_for(score), item_id=ref.item_id, question=ref.question, basis=ref.basis,
+                 covered=[c for g in scored for c in g.covered], missing=[m for g in scored for m in g.missing],
+                 misconceptions=[m for g in scored for m in g.misconceptions], feedback=feedback,
+                 model_answer=ref.model_answer, sources=list(ref.sources), flags=flags,
+                 flag_evidence={f: scored[0].flag_evidence[f] for f in flags if f in scored[0].flag_evidence})
 
 
 def _item_id(hit) -> str:

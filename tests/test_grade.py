@@ -163,3 +163,23 @@ def test_a_follow_up_can_grade_against_a_subset_of_points(grader, small_kb):
     grader.grade(GOOD, item_id=ITEM)  # fills the cache with all three points
     grade = grader.grade_reference(only_last, "当γ等于标准差、β等于均值时,BN可以恢复原来的激活,相当于恒等变换。")
     assert len(grade.covered) == 1 and not grade.missing and grade.score >= 8
+
+
+PURPOSE = ("BN对每个batch内每个通道做标准化,减去均值除以标准差,缓解内部协变量偏移,"
+           "让训练更快更稳定,允许更大的学习率,还有一定正则化作用。")
+TWO_PART = "BN层的作用是什么,为什么要加γ和β?"
+
+
+def test_a_question_that_asks_two_things_is_graded_on_both(grader):
+    ref = grader.reference(question=TWO_PART)
+    assert [p.item_id for p in ref.parts] == ["norm-bn-purpose", ITEM]
+    one, other, both = (grader.grade(a, question=TWO_PART) for a in (GOOD, PURPOSE, PURPOSE + GOOD))
+    # answering one part earns less than answering that part's own question, answering both the most
+    assert one.score < grader.grade(GOOD, item_id=ITEM).score
+    assert both.score >= max(one.score, other.score) + 1.0
+    assert "合起来评分" in both.feedback[0] and {s["item_id"] for s in both.sources} == {"norm-bn-purpose", ITEM}
+    assert {p.source for p in both.covered} == {"bank:norm-bn-purpose", f"bank:{ITEM}"}
+
+
+def test_context_before_the_question_is_not_a_second_part(grader):
+    assert not grader.reference(question="BN里,为什么要加γ和β?").parts
