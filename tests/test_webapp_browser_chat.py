@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser import *  # noqa: F403 - fixtures and helpers
 
@@ -60,6 +61,12 @@ def in_view(page: Page, locator) -> bool:
 def test_each_new_answer_is_shown_from_the_question_and_its_first_lines(page):
     for question in ("LN的作用是什么", "BN层为什么要加γ和β?", "BN和LN有什么区别?", "LN的作用是什么"):
         ask(page, question)
+        placed = f"""() => {{ const t = ({LAST_TURN})();
+                             return t.top - 1 <= t.question && t.question < t.answer && t.answer <= t.bottom - 60; }}"""
+        try:  # the page scrolls once the answer is drawn: give a loaded machine a moment
+            page.wait_for_function(placed, timeout=CLICK_MS)
+        except PlaywrightTimeout:  # the assertion below says where it was
+            pass
         turn = page.evaluate(LAST_TURN)
         assert turn["top"] - 1 <= turn["question"] < turn["answer"] <= turn["bottom"] - 60, (question, turn)
 
