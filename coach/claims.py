@@ -30,12 +30,16 @@ from .text import normalize
 # Negation cues, and words that contain one but negate nothing.
 _CUE = re.compile(r"并非|并不|并没有|不是|没有|不|没|无|非|未|别(?![的人])|\bnot\b|n't|\bno\b|\bnever\b|\bneither\b|\bnor\b|\bwithout\b")
 _NOT_NEGATION = re.compile(
-    r"不同|不断|不少|不错|不仅|不过|不久|不管|不一定|不光|不外乎|不得不|不定|不变|不平衡|不均衡|"
+    r"不同|不断|不少|不错|不仅|不过|不久|不管|不光|不外乎|不得不|不定|不变|不平衡|不均衡|不确定|差不多|"
     r"(.)不\1|判别|识别|区别|类别|差别|分别|级别|告别|个别|"
-    r"无论|无穷|无限|无监督|无偏|非线性|非常|非凸|非零|非负|除非|未来|未知|"
+    r"无论|无穷|无限|无监督|无偏|无分类器|无锚|无标注|无标签|非线性|非常|非凸|非零|非负|非结构化|非对称|"
+    r"除非|未来|未知|未观测|没有免费午餐|"
     r"\bno matter\b|\bnot only\b")
 _CLAUSE_END = re.compile(r"[,，;；。！？!?\n]|(?<=[a-z])\.\s")
 _NEAR = 4  # a cue this many characters before a term negates it ("没有遗忘门", "不会饱和")
+
+
+_OPPOSITE_PREFIX = "非无半"  # "非结构化" is another term than "结构化", not its denial
 
 
 _DOUBLE = re.compile(r"不是不|并非不|没有不|不可能不|不会不|无不")
@@ -74,6 +78,8 @@ def _find(group: tuple[str, ...], text: str, glossary, start: int = 0) -> tuple[
                     (i > 0 and low[i - 1].isalnum() and low[i - 1].isascii()) or
                     (i + len(name) < len(low) and low[i + len(name)].isalnum() and low[i + len(name)].isascii())):
                 i = low.find(name, i + 1)  # "BN" must not match inside "RNN"
+            while i > 0 and low[i - 1] in _OPPOSITE_PREFIX and name[:1] not in _OPPOSITE_PREFIX:
+                i = low.find(name, i + 1)  # nor "结构化剪枝" inside "非结构化剪枝", "监督" inside "无监督"
             if i >= 0 and (best is None or i < best[0]):
                 best = (i, i + len(name))
     return best

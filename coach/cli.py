@@ -522,15 +522,21 @@ def bank():
 @bank.command("check")
 def bank_check():
     """Validate the bank and glossary: schema, ids, follow-ups, near-duplicates, one-character terms,
-    merged glossary concepts, and reference answers or corrections that raise their own misconception."""
+    merged glossary concepts, reference answers or corrections that raise their own misconception, and
+    misconception probes (sentences that must or must not raise a claim) that fail."""
     from .bank import Bank, load_distinct
-    from .grade import self_triggered
+    from .grade import probe_problems, self_triggered
     from .knowledge import KnowledgeBase
 
     settings = Settings.from_env()
     loaded = Bank.load(settings.corpus_dir)
     problems = loaded.check(load_distinct(settings.corpus_dir))
-    problems += self_triggered(KnowledgeBase(settings).embedder, loaded)
+    embedder = KnowledgeBase(settings).embedder
+    problems += self_triggered(embedder, loaded)
+    probes = settings.corpus_dir / "eval" / "misconceptions" / "probes.jsonl"
+    if probes.exists():
+        rows = [json.loads(line) for line in probes.read_text(encoding="utf-8").splitlines() if line.strip()]
+        problems += probe_problems(embedder, loaded, rows)
     for p in problems:
         click.secho(p, fg="yellow")
     click.echo(f"{len(loaded.items)} items, {len(loaded.glossary.concepts)} glossary concepts, {len(problems)} problems")

@@ -45,6 +45,7 @@ TERM_WEIGHT = 0.55  # share of coverage from terms; the rest from meaning
 COVERED = 0.5
 KEYWORD_CAP, REPEAT_CAP, OFF_TOPIC_CAP, MISCONCEPTION_COST = 4.0, 2.0, 1.0, 2.0
 MISCONCEPTION_SIM = 0.40
+NEIGHBOUR_MISCONCEPTIONS = True
 PADDING_SIM = 0.30  # an unrelated sentence this close to a relevant one of the answer is part of it
 PADDING_FLOOR = 0.18  # below this a sentence is unrelated to the question, its answer and every point
 ALTERNATIVE_GAP = 0.10  # a second answering item this close in relevance is graded too
@@ -158,6 +159,7 @@ class Grader:
         self.llm = llm  # an llm.ChatModel: feedback in words, follow-ups, a second opinion; never the score
         self._vectors: dict[tuple, np.ndarray] = {}
         self._concepts: dict[tuple, set[str]] = {}
+        self._neighbour_cache: dict[tuple, list[Misconception]] = {}
 
     # ---- public API ------------------------------------------------------
     def grade(self, answer: str, item_id: str | None = None, question: str | None = None) -> Grade:
@@ -376,22 +378,48 @@ class Grader:
 
         A claim is raised by the shortest clause run that names every signal group, when that
         run is close to the claim in meaning and negated exactly when the claim is; a swap by a
-        clause that names its groups in order ("two-stage ... 更快"), not negated.
+        clause that names its groups in order ("two-stage ... 更快"), not negated. Besides the
+        item's own, the misconceptions of its neighbours (same topic, follow-ups) are read too:
+        "γ和β是人工设置的超参数" is as wrong in an answer about BN's purpose as in one about γ and β.
         """
         glossary, found = self.kb.bank.glossary, []
-        if not ref.misconceptions:
+        candidates = list(ref.misconceptions) + (self._neighbours(ref) if NEIGHBOUR_MISCONCEPTIONS else [])
+        if not candidates:
             return found
-        claims_vecs = self._cached(("claims", *(m.claim for m in ref.misconceptions)),
-                                   lambda: self._embed([m.claim for m in ref.misconceptions]))
+        claims_vecs = self._cached(("claims", *(m.claim for m in candidates)),
+                                   lambda: self._embed([m.claim for m in candidates]))
         sims = vectors @ claims_vecs.T
+        text = normalize("".join(sentences))
         used: set[int] = set()  # one sentence costs at most one misconception (a claim and a swap may overlap)
-        for j, m in enumerate(ref.misconceptions):
+        for j, m in enumerate(candidates):
+            if not _may_name(m, text, glossary):
+                continue
             for i, sentence in enumerate(sentences):
                 if i not in used and _states(m, sentence, float(sims[i, j]), glossary):
                     found.append(FoundMisconception(m.claim, m.correction, sentence))
                     used.add(i)
                     break
         return found
+
+    def _neighbours(self, ref: Reference) -> list[Misconception]:
+        """The misconceptions of an item's neighbours that its own reference never states."""
+        bank = self.kb.bank
+        item = bank.items.get(ref.item_id or "")
+        if ref.basis != "bank" or item is None:
+            return []
+        key = ("neighbours", item.id)
+        if key not in self._neighbour_cache:
+            ids = {i.id for i in bank.by_topic(item.topic)} | set(item.follow_ups)
+            ids |= {i.id for i in bank.items.values() if item.id in i.follow_ups}
+            own = {m.claim for m in item.misconceptions}
+            theirs = [m for i in sorted(ids - {item.id}) if i in bank.items
+                      for m in bank.items[i].misconceptions if m.claim not in own]
+            texts = split_sentences(item.answer) + [kp.point for kp in item.key_points]
+            vecs, cvecs = self._embed(texts), self._embed([m.claim for m in theirs]) if theirs else None
+            self._neighbour_cache[key] = [m for j, m in enumerate(theirs)  # what the reference says is not wrong here
+                                          if m.kind != "swap" and not any(_states(m, t, float(vecs[i] @ cvecs[j]), bank.glossary)
+                                                     for i, t in enumerate(texts))]
+        return self._neighbour_cache[key]
 
     def _relevant(self, ref: Reference, sentences, vectors) -> list[bool]:
         """Which sentences are about the question (True), unclear (None), or clearly not (False).
@@ -530,11 +558,42 @@ def self_triggered(embedder, bank) -> list[str]:
     return problems
 
 
+def probe_problems(embedder, bank, rows: list[dict]) -> list[str]:
+    """Sentences written to test the misconceptions (``corpus/eval/misconceptions/probes.jsonl``):
+    each ``fire`` row must raise its claim (or any of the item's, without ``claim``), each ``quiet``
+    row none. A change to the claim reader or a signal that breaks one is reported here."""
+    rows = [r for r in rows if r["item_id"] in bank.items and bank.items[r["item_id"]].misconceptions]
+    texts = [split_sentences(r["text"]) or [r["text"]] for r in rows]
+    flat = [t for ts in texts for t in ts]
+    vectors = embedder.embed_queries(flat) if flat else np.zeros((0, 1))
+    claims_of = {i: embedder.embed_queries([m.claim for m in bank.items[i].misconceptions])
+                 for i in {r["item_id"] for r in rows}}
+    problems, at = [], 0
+    for row, sentences in zip(rows, texts):
+        item, vecs = bank.items[row["item_id"]], vectors[at:at + len(sentences)]
+        at += len(sentences)
+        sims = vecs @ claims_of[item.id].T
+        raised = [m.claim for j, m in enumerate(item.misconceptions)
+                  if any(_states(m, s, float(sims[i, j]), bank.glossary) for i, s in enumerate(sentences))]
+        if row["expect"] == "fire" and not (row.get("claim") in raised if row.get("claim") else raised):
+            problems.append(f"{item.file}: {item.id}: \"{row['text'][:40]}\" should raise "
+                            f"\"{(row.get('claim') or 'a misconception')[:30]}\" and does not; widen the signals")
+        elif row["expect"] == "quiet" and raised:
+            problems.append(f"{item.file}: {item.id}: the correct \"{row['text'][:40]}\" raises \"{raised[0][:30]}\"; "
+                            "narrow the signals")
+    return problems
+
+
 def _opposes(sentence: str, kp: KeyPoint, glossary) -> bool:
     """The sentence denies outright a term that the point affirms ("LSTM没有遗忘门")."""
     if claims.polarity(kp.point):
         return False  # a point that itself denies something is left to the meaning signal
     return bool(claims.negated_terms(sentence, kp.terms, glossary))
+
+
+def _may_name(m: Misconception, text: str, glossary) -> bool:
+    """A cheap first look: does the answer name every signal group at all?"""
+    return all(claims._find(group, text, glossary) is not None for group in m.signals)
 
 
 def _states(m: Misconception, sentence: str, similarity: float, glossary) -> bool:

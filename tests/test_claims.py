@@ -21,7 +21,10 @@ def glossary():
     ("自动求导既不是数值差分也不是符号求导", 1),
     ("这不是不可能的", 0),
     ("Dropout is not used at inference", 1),
-], ids=["bu-manzu", "affirmed", "wuguan", "meiyou", "look-alikes", "neither-nor", "double-negative", "english-not"])
+    ("batch越大不一定越好", 1),
+    ("无分类器引导和非结构化剪枝都很常用", 0),
+], ids=["bu-manzu", "affirmed", "wuguan", "meiyou", "look-alikes", "neither-nor", "double-negative", "english-not",
+        "bu-yiding", "names-with-wu-fei"])
 def test_polarity_reads_negation(text, negated):
     assert claims.polarity(text) == negated
 
@@ -46,3 +49,10 @@ def test_a_reported_belief_that_the_next_clause_denies_reads_as_its_opposite(glo
 def test_short_names_match_as_words_not_inside_other_words(glossary):
     assert claims.named_terms("RNN容易梯度消失", (("BN",),), glossary) == set()
     assert claims.named_terms("加了BN以后", (("BN",),), glossary) == {0}
+
+
+def test_a_name_is_not_found_inside_its_opposite(glossary):
+    # "非结构化剪枝" is another method than "结构化剪枝", "无监督" another setting than "监督"
+    assert claims.named_terms("非结构化剪枝需要稀疏库", (("结构化剪枝",),), glossary) == set()
+    assert claims.named_terms("结构化剪枝在通用硬件上就能提速", (("结构化剪枝",),), glossary) == {0}
+    assert claims.named_terms("这是一种无监督学习方法", (("监督学习",),), glossary) == set()

@@ -183,3 +183,29 @@ def test_a_question_that_asks_two_things_is_graded_on_both(grader):
 
 def test_context_before_the_question_is_not_a_second_part(grader):
     assert not grader.reference(question="BN里,为什么要加γ和β?").parts
+
+
+def test_a_neighbouring_item_s_misconception_is_caught_too(grader):
+    # listed under norm-bn-gamma-beta, stated in an answer to norm-bn-purpose: still wrong
+    grade = grader.grade(PURPOSE + "γ和β是人工设定的固定超参数,一般取1和0。", item_id="norm-bn-purpose")
+    assert [m.claim for m in grade.misconceptions] == ["γ和β是人工设定的固定超参数"]
+    assert grade.score < grader.grade(PURPOSE, item_id="norm-bn-purpose").score
+    # and what an item's own reference says is never a neighbour's misconception for it
+    assert not grader.grade(PURPOSE + "γ和β是可学习参数,通过反向传播更新。", item_id="norm-bn-purpose").misconceptions
+
+
+def test_the_shipped_misconceptions_pass_their_probes(real_kb):
+    import json
+
+    from coach.config import ROOT
+    from coach.grade import probe_problems, self_triggered
+
+    bank, embedder = real_kb.bank, real_kb.embedder
+    rows = [json.loads(line) for line in (ROOT / "corpus" / "eval" / "misconceptions" / "probes.jsonl")
+            .read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(rows) >= 4000 and self_triggered(embedder, bank) == []
+    assert probe_problems(embedder, bank, rows) == []
+    # the check can fail: a correct sentence expected to fire, a wrong one expected quiet
+    bad = [{"item_id": "norm-bn-gamma-beta", "text": "γ和β是可学习参数,通过反向传播更新。", "expect": "fire"},
+           {"item_id": "norm-bn-gamma-beta", "text": "γ和β其实是人工设定的固定超参数。", "expect": "quiet"}]
+    assert len(probe_problems(embedder, bank, bad)) == 2
