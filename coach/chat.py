@@ -163,6 +163,20 @@ class ChatEngine:
         question = check_query(question)
         found = self.find(question, previous)
         lead = found.answer
+        parts = self.kb.parts(found.query) if lead is None else []
+        if parts:  # "SPP,YOLO了解吗?": nothing answers the whole, something answers each part
+            sources = [Source.from_hit(n, h, "answer") for n, h in enumerate(parts, 1)]
+            text = compose_parts(parts, self.kb, note=self.llm is None)
+            offline = ChatAnswer(question, found.query, text, sources, relevance=min(h.relevance for h in parts))
+            if self.llm is None:
+                for end in _pieces(text):
+                    yield replace(offline, text=text[:end])
+                return
+            from .llm import grounded_messages
+
+            messages = grounded_messages(found.query, [f"{h.title}\n{h.text}" for h in parts], history)
+            yield from self._stream_llm(messages, len(parts), offline)
+            return
         if lead is None:
             related = found.related()
             sources = [Source.from_hit(n, h, "related") for n, h in enumerate(related, 1)]
@@ -260,6 +274,22 @@ def compose_offline(hits: list[Hit], kb, note: bool = True) -> str:
     if note:
         parts.append(f"_{s['offline_note']}_")
     return "\n\n".join(parts)
+
+
+def compose_parts(parts: list[Hit], kb, note: bool = True) -> str:
+    """A question that asks several things: each part's answer under its own question."""
+    s = strings()
+    out = [s["parts"]]
+    for n, hit in enumerate(parts, 1):
+        if hit.kind == "bank":
+            item = kb.bank.items[hit.item_id]
+            out.append(f"**{item.question}** [{n}]\n\n{item.answer.strip()}")
+        else:
+            out.append(f"**{hit.title or hit.source}** [{n}]\n\n{hit.text.strip()}\n\n"
+                       + s["from_your_docs"].format(source=hit.source))
+    if note:
+        out.append(f"_{s['offline_note']}_")
+    return "\n\n".join(out)
 
 
 def compose_abstention(related: list[Hit]) -> str:

@@ -49,11 +49,6 @@ NEIGHBOUR_MISCONCEPTIONS = True
 PADDING_SIM = 0.30  # an unrelated sentence this close to a relevant one of the answer is part of it
 PADDING_FLOOR = 0.18  # below this a sentence is unrelated to the question, its answer and every point
 ALTERNATIVE_GAP = 0.10  # a second answering item this close in relevance is graded too
-PART_RELEVANCE = 0.8  # a clause alone is short and vague ("目标检测了解吗"): only a clear answer makes it a part
-MAX_PARTS = 3  # a question that asks more things than this is graded on its first three
-_CLAUSES = re.compile(r"[,，;；?？。]")
-_ASKS = re.compile(r"什么|为什么|为啥|怎么|怎样|如何|哪些|哪个|是否|吗|呢|区别|作用|原理|思想|说一下|说说|讲一下|讲讲|介绍|"
-                   r"\b(what|why|how|which|explain|describe|compare)\b", re.I)
 
 _LIST_SPLIT = re.compile(r"[,，、;；/|\s]+")
 _CLAUSE_SPLIT = re.compile(r"[,，;；]")
@@ -227,7 +222,8 @@ class Grader:
         """
         found = self.kb.lookup(question)
         answers = [h for h in found.answers if h.kind == "bank" or h.title]
-        parts = self._parts(question, answered=bool(answers))
+        parts = list(dict.fromkeys(i for i in map(_item_id, self.kb.parts(question, answered=bool(answers)))
+                                   if i in self.kb.catalog.items))
         if len(parts) > 1 and (not answers or _item_id(answers[0]) in parts):
             return _combined(question, [Reference.from_item(self.kb.catalog.get(i)) for i in parts])
         if not answers:
@@ -238,29 +234,6 @@ class Grader:
         close = [_item_id(h) for h in answers[1:2] if answers[0].relevance - h.relevance <= ALTERNATIVE_GAP]
         ref = Reference.from_item(item)
         return replace(ref, alternatives=tuple(i for i in close if i in self.kb.catalog.items and i != item.id))
-
-    def _parts(self, question: str, answered: bool) -> list[str]:
-        """The items a question that asks several things answers, one per clause, in order.
-
-        "SPP,YOLO了解吗?" or "BN层的作用,为什么要加γ和β" asks two questions that no single
-        item answers whole; each clause is looked up on its own, and a clause counts only when
-        an item answers it (a clause such as "不加可以吗" answers nothing and is left out).
-        When one item answers the whole question, the clauses before the first that asks
-        something (作用, 为什么, 吗 ...) are context: "Transformer里，为什么要除以根号dk" asks one thing.
-        """
-        clauses = [c for c in _CLAUSES.split(question) if len(c.strip()) >= 2]
-        if answered:  # context comes first ("Transformer里，"); after the first ask, a bare name is an ask too
-            first = next((n for n, c in enumerate(clauses) if _ASKS.search(c)), len(clauses))
-            clauses = clauses[first:]
-        if len(clauses) < 2:
-            return []
-        found: list[str] = []
-        for clause in clauses[:MAX_PARTS + 1]:
-            answers = [h for h in self.kb.lookup(clause, per_kind=3).answers
-                       if (h.kind == "bank" or h.title) and h.relevance >= PART_RELEVANCE]
-            if answers and (item := _item_id(answers[0])) not in found and item in self.kb.catalog.items:
-                found.append(item)
-        return found[:MAX_PARTS]
 
     # ---- grading -----------------------------------------------------------
     def _unmatched(self, ref: Reference) -> Grade:

@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from . import index as store
+from . import relevance as rel
 from .bank import Bank, BankItem
 from .config import Settings
 from .errors import CoachError, IngestError
@@ -371,6 +372,30 @@ class KnowledgeBase:
         own = self.retriever.lookup(query, per_kind, qvecs)
         merged = found.merged(own)
         return Lookup(query, merged.bank, merged.docs[:per_kind])
+
+    def parts(self, question: str, answered: bool = False) -> list[Hit]:
+        """For a question that asks several things, the hit that answers each, in order.
+
+        "SPP,YOLO了解吗?" or "BN层的作用,为什么要加γ和β" asks two questions that no single
+        item answers whole; each clause is looked up on its own, and a clause counts only when
+        something clearly answers it (a clause such as "不加可以吗" answers nothing and is left
+        out). When one item answers the whole question (``answered``), the clauses before the
+        first that asks something (作用, 为什么, 吗 ...) are context: "Transformer里，为什么要除以
+        根号dk" asks one thing. Chat answers each part; grading grades each part.
+        """
+        clauses = [c for c in rel.CLAUSES.split(question) if len(c.strip()) >= 2]
+        if len(clauses) < 2:
+            return []
+        if answered:
+            first = next((n for n, c in enumerate(clauses) if rel.ASKS.search(c)), len(clauses))
+            clauses = clauses[first:]
+        found: list[Hit] = []
+        for clause in clauses[:rel.MAX_PARTS + 1]:
+            answers = [h for h in self.lookup(clause, per_kind=3).answers
+                       if (h.kind == "bank" or h.title) and h.relevance >= rel.PART]
+            if answers and answers[0].group not in {h.group for h in found}:
+                found.append(answers[0])
+        return found[:rel.MAX_PARTS] if len(found) > 1 else []
 
     # ---- internals -----------------------------------------------------
     @contextmanager

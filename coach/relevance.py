@@ -62,6 +62,11 @@ KINDS = ("bank", "doc")  # each kind of candidate has its own weights: the same 
 FORMAT, VERSION = "coach-relevance", 2  # 2: one logistic model per kind; 1 had one model with doc_* features
 ANSWER = 0.5  # a candidate at or above this is presented as the answer
 RELATED = 0.12  # below this a candidate is not worth showing even as "可能相关"
+PART = 0.8  # a clause alone is short and vague ("目标检测了解吗"): only a clear answer makes it a part
+MAX_PARTS = 3  # a question that asks more things than this is answered on its first three
+CLAUSES = re.compile(r"[,，;；?？。]")
+ASKS = re.compile(r"什么|为什么|为啥|怎么|怎样|如何|哪些|哪个|是否|吗|呢|区别|作用|原理|思想|说一下|说说|讲一下|讲讲|介绍|"
+                  r"\b(what|why|how|which|explain|describe|compare)\b", re.I)
 # Latin words that carry no topic of their own in an interview question.
 _GENERIC_LATIN = frozenset("""a an the of in on for to and or is are be what why how when which who does do did
 can could should would vs versus with without between about explain describe difference differences

@@ -96,3 +96,13 @@ def test_a_short_question_about_something_else_is_not_read_as_a_follow_up(small_
     assert reading.query == "红烧肉怎么做才好吃" and not reading.alternatives
     answer = engine.answer("红烧肉怎么做才好吃", "BN和LN有什么区别?")
     assert answer.grounded is False  # never the previous question's answer
+
+
+def test_a_question_that_asks_two_things_nothing_answers_whole_gets_each_part_answered(chat):
+    answer = chat.answer("BN的作用是什么,ReLU和sigmoid有什么区别?")
+    assert answer.grounded and [s.item_id for s in answer.sources] == ["norm-bn-purpose", "act-relu-vs-sigmoid"]
+    assert all(s.role == "answer" for s in answer.sources) and "分别回答" in answer.text
+    assert "[1]" in answer.text and "[2]" in answer.text
+    # one question with some context first is answered as one question
+    single = chat.answer("BN里,为什么要加γ和β?")
+    assert single.sources[0].item_id == "norm-bn-gamma-beta" and "分别回答" not in single.text
